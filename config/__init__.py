@@ -1,0 +1,1 @@
+"""Configuration (pydantic-settings) and structured logging, read once at start."""

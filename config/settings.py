@@ -1,0 +1,105 @@
+"""The service's settings: environment over `STAX_CONFIG` TOML over defaults, read once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; CONTRACT.md names the first block, the rest are tuning."""
+
+    model_config = SettingsConfigDict(env_prefix="STAX_", extra="ignore", frozen=True)
+
+    # --- CONTRACT.md
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # derived from data_dir when empty
+    import_address: str = "import@stax.localhost"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    ops_password: str | None = None
+    imap_url: str | None = None
+    outbound_smtp_url: str | None = None
+    sender_auth: Literal["none", "authres", "dkim"] = "none"
+    authserv_id: str | None = None
+    support_address: str = "support@stax.localhost"
+    ops_address: str = "ops@stax.localhost"
+    sla_calendar: str = "FR"
+
+    # --- intake limits (RELIABILITY.md)
+    smtp_max_message_bytes: int = Field(default=32 * MIB, gt=0)
+    smtp_max_sessions: int = Field(default=50, gt=0)
+    smtp_session_timeout_seconds: float = Field(default=300, gt=0)
+    max_header_bytes: int = Field(default=100 * 1024, gt=0)
+
+    # --- workers
+    workers: int = Field(default=2, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_backoff_seconds: float = Field(default=30.0, ge=0)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    worker_idle_poll_seconds: float = Field(default=1.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _derive_database_url(self) -> Settings:
+        if not self.database_url:
+            url = f"sqlite:///{self.data_dir / 'stax-import.db'}"
+            object.__setattr__(self, "database_url", url)
+        return self
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("STAX_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+def load_settings() -> Settings:
+    """Read the configuration once; the caller passes the result down."""
+    toml_path = os.environ.get("STAX_CONFIG")
+    if toml_path and not Path(toml_path).is_file():
+        raise ConfigError(f"STAX_CONFIG names {toml_path}, which is not a readable file")
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(_first_error(exc)) from exc
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"setting {where or '?'}: {first.get('msg', 'invalid')}"
+    return str(exc)

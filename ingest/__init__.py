@@ -1,0 +1,1 @@
+"""Intake: the one door in (accept), the SMTP listener, workers, commands and wiring."""

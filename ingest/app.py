@@ -1,0 +1,127 @@
+"""The composition root: builds the services from the settings, and runs `serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+
+from config.settings import Settings
+from ingest.accept import Door
+from ingest.group_commit import GroupCommitter
+from ingest.pipeline import Pipeline
+from ingest.recipients import RecipientPolicy
+from ingest.smtp import IntakeHandler, SmtpListener
+from ingest.worker import Worker, worker_name
+from store.accounts import account_for_token
+from store.db import Database, open_database
+from store.migrate import upgrade
+from store.queue import RetryPolicy
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    door: Door
+    recipients: RecipientPolicy
+    work_waiting: threading.Event = field(default_factory=threading.Event)
+
+
+def bootstrap(settings: Settings) -> Services:
+    """Open the database (creating the data folder and applying migrations) and wire the
+    door. Every command starts here, so each works on a fresh STAX_DATA_DIR."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.database_url)
+    upgrade(db)
+    work_waiting = threading.Event()
+    door = Door(db, settings.max_header_bytes, on_accepted=work_waiting.set)
+
+    def token_known(token: str) -> bool:
+        with db.read() as session:
+            return account_for_token(session, token) is not None
+
+    recipients = RecipientPolicy(settings.import_address, token_known)
+    return Services(settings, db, door, recipients, work_waiting)
+
+
+def default_pipeline(settings: Settings) -> Pipeline:
+    # The import steps (parse, store rows, reply) arrive with the pipeline issue; until then
+    # every message is held for a person with that reason, never silently dropped.
+    return Pipeline(steps=())
+
+
+def build_workers(services: Services, pipeline: Pipeline) -> list[Worker]:
+    s = services.settings
+    policy = RetryPolicy(s.max_attempts, s.retry_backoff_seconds)
+    return [
+        Worker(services.db, pipeline, policy, timedelta(seconds=s.lease_seconds), worker_name(i))
+        for i in range(s.workers)
+    ]
+
+
+async def serve(services: Services, pipeline: Pipeline) -> None:
+    """Run until SIGTERM or SIGINT; then stop accepting, finish in-flight work, return."""
+    s = services.settings
+    if s.sender_auth == "none":
+        log.warning(
+            "STAX_SENDER_AUTH=none: senders are not authenticated; "
+            "use authres or dkim in production"
+        )
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    committer = GroupCommitter(services.door)
+    handler = IntakeHandler(committer, services.recipients.accepts)
+    listener = SmtpListener(
+        handler,
+        s.smtp_host,
+        s.smtp_port,
+        s.smtp_max_sessions,
+        s.smtp_max_message_bytes,
+        s.smtp_session_timeout_seconds,
+        hostname=_hostname(s.import_address),
+    )
+    stop_workers = threading.Event()
+    threads = [
+        threading.Thread(
+            target=w.run,
+            args=(stop_workers, services.work_waiting, s.worker_idle_poll_seconds),
+            name=w.name,
+            daemon=True,
+        )
+        for w in build_workers(services, pipeline)
+    ]
+    for thread in threads:
+        thread.start()
+    await listener.start()
+    log.info(
+        "ready",
+        smtp_port=listener.port,
+        workers=len(threads),
+        database=services.db.url.render_as_string(hide_password=True),
+    )
+
+    await stopping.wait()
+    log.info("stopping: no new sessions; finishing in-flight work")
+    await listener.stop()
+    await loop.run_in_executor(None, committer.close)
+    stop_workers.set()
+    services.work_waiting.set()
+    for thread in threads:
+        await loop.run_in_executor(None, thread.join)
+    services.db.dispose()
+    log.info("stopped")
+
+
+def _hostname(import_address: str) -> str:
+    return import_address.rpartition("@")[2] or socket.gethostname()

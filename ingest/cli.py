@@ -1,0 +1,165 @@
+"""The `stax-import` command line of CONTRACT.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from config.logging import configure_logging
+from config.settings import ConfigError, Settings, load_settings
+from ingest.accept import Envelope
+from ingest.app import bootstrap, default_pipeline, serve
+from ingest.views import detail_text, import_detail, queue_entry, queue_table
+from store.db import open_database
+from store.migrate import upgrade
+from store.queue import get_import, list_imports
+from store.states import Status
+from store.types import utcnow
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit 2, with a hint."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(f"{what} ({hint})")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"see {self.prog} --help")
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    services = bootstrap(settings)
+    asyncio.run(serve(services, default_pipeline(settings)))
+    return 0
+
+
+def _cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    services = bootstrap(settings)
+    failed = False
+    for name in args.files:
+        path = Path(name)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            print(f"error: {name}: {exc.strerror or exc} (check the path)", file=sys.stderr)
+            failed = True
+            continue
+        accepted = services.door.accept(raw, "cli", Envelope("", ()))
+        note = "" if accepted.created else "  (already stored)"
+        print(f"{accepted.import_id}\t{accepted.status.value}\t{name}{note}")
+    return 2 if failed else 0
+
+
+def _cmd_queue(settings: Settings, args: argparse.Namespace) -> int:
+    services = bootstrap(settings)
+    status = Status(args.status) if args.status else None
+    with services.db.read() as session:
+        entries = [
+            queue_entry(i, settings.sla_calendar)
+            for i in list_imports(session, status, limit=args.limit)
+        ]
+    if args.json:
+        _print_json({"imports": entries})
+    else:
+        print(queue_table(entries, utcnow()))
+    return 0
+
+
+def _cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    services = bootstrap(settings)
+    with services.db.read() as session:
+        import_ = get_import(session, args.id)
+        if import_ is None:
+            raise UsageError(f"no import {args.id}", "stax-import queue lists them")
+        detail = import_detail(import_, settings.sla_calendar)
+    if args.json:
+        _print_json(detail)
+    else:
+        print(detail_text(detail))
+    return 0
+
+
+def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.database_url)
+    upgrade(db)
+    db.dispose()
+    print("database is up to date")
+    return 0
+
+
+def _print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stax-import", description="Stax mail import service.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("serve", help="run the listeners, workers and scheduler").set_defaults(
+        run=_cmd_serve
+    )
+
+    ingest = commands.add_parser("ingest", help="hand .eml files to the same door as SMTP")
+    ingest.add_argument("files", nargs="+", metavar="FILE.eml")
+    ingest.set_defaults(run=_cmd_ingest)
+
+    queue = commands.add_parser("queue", help="the ingest queue")
+    queue.add_argument("--status", choices=[s.value for s in Status])
+    queue.add_argument("--limit", type=int, default=500)
+    queue.add_argument("--json", action="store_true")
+    queue.set_defaults(run=_cmd_queue)
+
+    show = commands.add_parser("show", help="one import: envelope, history, documents")
+    show.add_argument("id", type=_import_id, metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=_cmd_show)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_commands.add_parser("upgrade", help="apply pending migrations").set_defaults(
+        run=_cmd_db_upgrade
+    )
+    return parser
+
+
+def _import_id(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an import id (a number)")
+    return int(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        run: Callable[[Settings, argparse.Namespace], int] = args.run
+        return run(settings, args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"error: {exc} (check the STAX_* variables and STAX_CONFIG)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(
+            f"error: internal fault: {type(exc).__name__}: {exc} "
+            "(see the log; report it if it persists)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The import pipeline: named steps run in order until one of them decides the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from store.states import Status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status  # imported, duplicate, rejected or held
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportContext:
+    """What a step may look at: the import and its message exactly as received."""
+
+    import_id: int
+    attempt: int
+    message_id: str
+    raw: bytes
+
+
+class Step(Protocol):
+    name: str
+
+    def __call__(self, context: ImportContext) -> Outcome | None:
+        """Return an outcome to end the pipeline, None to hand on; raise to fail the attempt."""
+        ...
+
+
+class TransientError(Exception):
+    """A failure worth retrying as it is (a relay or database away for a moment)."""
+
+
+VERDICTS = frozenset({Status.IMPORTED, Status.DUPLICATE, Status.REJECTED, Status.HELD})
+
+UNDECIDED = Outcome(
+    Status.HELD, "no import step decided what to do with this message; a person will look at it"
+)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    steps: Sequence[Step]
+
+    def run(self, context: ImportContext) -> Outcome:
+        for step in self.steps:
+            outcome = step(context)
+            if outcome is not None:
+                if outcome.status not in VERDICTS:
+                    raise ValueError(f"step {step.name} returned {outcome.status}")
+                return outcome
+        # Holding is the safe default: nothing is imported or answered without a decision.
+        return UNDECIDED

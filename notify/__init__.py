@@ -1,0 +1,1 @@
+"""Outbound mail: replies through the outbox, rendering, suppression rules, alerts."""

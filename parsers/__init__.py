@@ -1,0 +1,1 @@
+"""Document parsers: Mistral invoices and usage exports into documents and lines."""

@@ -1,0 +1,1 @@
+"""Persistence: engine and sessions, models, the import state machine, one module per aggregate."""

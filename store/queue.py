@@ -1,0 +1,174 @@
+"""The ingest queue: claiming imports for workers, finishing them, and listing them for ops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from store.db import Database
+from store.models import Import, InboundMessage
+from store.states import Status, TransitionConflict, transition
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An import a worker holds for the length of its lease."""
+
+    import_id: int
+    inbound_id: int
+    attempt: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_seconds: float
+
+    def delay_after(self, attempt: int) -> timedelta:
+        return timedelta(seconds=self.backoff_seconds * 2 ** max(attempt - 1, 0))
+
+
+def claim_next(db: Database, owner: str, lease: timedelta, now: datetime) -> Claim | None:
+    """Take the oldest due `received` import; SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on
+    SQLite, and a compare-and-set status update on both, so no import is claimed twice."""
+    with db.write() as session:
+        import_ = session.scalars(
+            select(Import)
+            .where(
+                Import.status == Status.RECEIVED.value,
+                or_(Import.next_attempt_at.is_(None), Import.next_attempt_at <= now),
+            )
+            .order_by(Import.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if import_ is None:
+            return None
+        attempt = import_.attempts + 1
+        transition(
+            session,
+            import_,
+            Status.PROCESSING,
+            reason=f"attempt {attempt}",
+            actor=owner,
+            changes={"attempts": attempt, "lease_owner": owner, "lease_until": now + lease},
+        )
+        message_id = session.scalar(
+            select(InboundMessage.message_id).where(InboundMessage.id == import_.inbound_id)
+        )
+        return Claim(import_.id, import_.inbound_id, attempt, message_id or "")
+
+
+def finish(db: Database, claim: Claim, to: Status, reason: str, actor: str) -> None:
+    """Record a worker's verdict on an import it holds."""
+    with db.write() as session:
+        import_ = session.get_one(Import, claim.import_id)
+        transition(
+            session,
+            import_,
+            to,
+            reason=reason,
+            actor=actor,
+            changes={"lease_owner": None, "lease_until": None},
+        )
+
+
+def fail_attempt(
+    db: Database, claim: Claim, error: str, actor: str, policy: RetryPolicy, now: datetime
+) -> Status:
+    """An attempt failed: back to the queue with backoff, or quarantined after the last one."""
+    with db.write() as session:
+        import_ = session.get_one(Import, claim.import_id)
+        return _give_back(
+            session, import_, f"attempt {claim.attempt} failed: {error}", actor, policy, now
+        )
+
+
+def requeue_expired_leases(db: Database, policy: RetryPolicy, now: datetime) -> list[int]:
+    """Imports whose worker died mid-attempt (a crash, SIGKILL) go back to the queue; such a
+    lost attempt counts, so a message that kills its worker ends up quarantined."""
+    moved: list[int] = []
+    with db.write() as session:
+        expired = session.scalars(
+            select(Import).where(Import.status == Status.PROCESSING.value, Import.lease_until < now)
+        ).all()
+        for import_ in expired:
+            reason = (
+                f"attempt {import_.attempts} was lost: its worker "
+                f"({import_.lease_owner}) stopped before finishing"
+            )
+            try:
+                _give_back(session, import_, reason, "lease-reaper", policy, now)
+            except TransitionConflict:
+                continue
+            moved.append(import_.id)
+    return moved
+
+
+def _give_back(
+    session: Session,
+    import_: Import,
+    reason: str,
+    actor: str,
+    policy: RetryPolicy,
+    now: datetime,
+) -> Status:
+    released = {"lease_owner": None, "lease_until": None}
+    if import_.attempts >= policy.max_attempts:
+        transition(
+            session,
+            import_,
+            Status.QUARANTINED,
+            reason=f"{reason}; quarantined after {import_.attempts} attempts",
+            actor=actor,
+            changes=released,
+        )
+        return Status.QUARANTINED
+    retry_at = now + policy.delay_after(import_.attempts)
+    transition(
+        session,
+        import_,
+        Status.RECEIVED,
+        reason=reason,
+        actor=actor,
+        changes={**released, "next_attempt_at": retry_at},
+    )
+    return Status.RECEIVED
+
+
+def list_imports(session: Session, status: Status | None = None, limit: int = 500) -> list[Import]:
+    """The queue, oldest first, with each import's message and account loaded."""
+    query = (
+        select(Import)
+        .options(selectinload(Import.inbound), selectinload(Import.account))
+        .order_by(Import.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Import.status == status.value)
+    return list(session.scalars(query).all())
+
+
+def get_import(session: Session, import_id: int) -> Import | None:
+    return session.scalar(
+        select(Import)
+        .options(
+            selectinload(Import.inbound),
+            selectinload(Import.account),
+            selectinload(Import.events),
+        )
+        .where(Import.id == import_id)
+    )
+
+
+def find_by_message_id(session: Session, message_id: str) -> Import | None:
+    return session.scalars(
+        select(Import)
+        .join(InboundMessage)
+        .where(InboundMessage.message_id == message_id)
+        .order_by(Import.id)
+    ).first()

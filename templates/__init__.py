@@ -1,0 +1,1 @@
+"""Reply templates, `<reply>/subject.txt, body.txt, body.html`, shipped as package data."""
