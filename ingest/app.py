@@ -67,10 +67,64 @@ def build_workers(services: Services, pipeline: Pipeline) -> list[Worker]:
     ]
 
 
+class Service:
+    """Everything `serve` runs, startable and stoppable on one event loop (tests use it
+    in-process; `serve` adds the signal handling)."""
+
+    def __init__(self, services: Services, pipeline: Pipeline) -> None:
+        s = services.settings
+        self.services = services
+        self._committer = GroupCommitter(services.door)
+        self._handler = IntakeHandler(self._committer, services.recipients.accepts)
+        self.listener = SmtpListener(
+            self._handler,
+            s.smtp_host,
+            s.smtp_port,
+            s.smtp_max_sessions,
+            s.smtp_max_message_bytes,
+            s.smtp_session_timeout_seconds,
+            hostname=_hostname(s.import_address),
+        )
+        self._stop_workers = threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=w.run,
+                args=(self._stop_workers, services.work_waiting, s.worker_idle_poll_seconds),
+                name=w.name,
+                daemon=True,
+            )
+            for w in build_workers(services, pipeline)
+        ]
+
+    async def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        await self.listener.start()
+        log.info(
+            "ready",
+            smtp_port=self.listener.port,
+            workers=len(self._threads),
+            database=self.services.db.url.render_as_string(hide_password=True),
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let messages being committed get their 250, finish the imports
+        in hand, then close the database."""
+        loop = asyncio.get_running_loop()
+        log.info("stopping: no new sessions; finishing in-flight work")
+        await self.listener.stop()
+        await loop.run_in_executor(None, self._committer.close)
+        self._stop_workers.set()
+        self.services.work_waiting.set()
+        for thread in self._threads:
+            await loop.run_in_executor(None, thread.join)
+        self.services.db.dispose()
+        log.info("stopped")
+
+
 async def serve(services: Services, pipeline: Pipeline) -> None:
     """Run until SIGTERM or SIGINT; then stop accepting, finish in-flight work, return."""
-    s = services.settings
-    if s.sender_auth == "none":
+    if services.settings.sender_auth == "none":
         log.warning(
             "STAX_SENDER_AUTH=none: senders are not authenticated; "
             "use authres or dkim in production"
@@ -79,48 +133,10 @@ async def serve(services: Services, pipeline: Pipeline) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-
-    committer = GroupCommitter(services.door)
-    handler = IntakeHandler(committer, services.recipients.accepts)
-    listener = SmtpListener(
-        handler,
-        s.smtp_host,
-        s.smtp_port,
-        s.smtp_max_sessions,
-        s.smtp_max_message_bytes,
-        s.smtp_session_timeout_seconds,
-        hostname=_hostname(s.import_address),
-    )
-    stop_workers = threading.Event()
-    threads = [
-        threading.Thread(
-            target=w.run,
-            args=(stop_workers, services.work_waiting, s.worker_idle_poll_seconds),
-            name=w.name,
-            daemon=True,
-        )
-        for w in build_workers(services, pipeline)
-    ]
-    for thread in threads:
-        thread.start()
-    await listener.start()
-    log.info(
-        "ready",
-        smtp_port=listener.port,
-        workers=len(threads),
-        database=services.db.url.render_as_string(hide_password=True),
-    )
-
+    service = Service(services, pipeline)
+    await service.start()
     await stopping.wait()
-    log.info("stopping: no new sessions; finishing in-flight work")
-    await listener.stop()
-    await loop.run_in_executor(None, committer.close)
-    stop_workers.set()
-    services.work_waiting.set()
-    for thread in threads:
-        await loop.run_in_executor(None, thread.join)
-    services.db.dispose()
-    log.info("stopped")
+    await service.stop()
 
 
 def _hostname(import_address: str) -> str:

@@ -1,0 +1,95 @@
+"""`stax-import` as a user runs it: a child process, real files, exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.mail import message
+
+QUEUE_KEYS = {"id", "received_at", "sender", "account", "subject", "status", "sla_due",
+              "attempts", "reason"}
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "fresh" / "data"  # does not exist yet: commands create it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAX_")}
+    env.update(STAX_DATA_DIR=str(data_dir), STAX_DATABASE_URL=database_url)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def test_db_upgrade_works_on_a_fresh_data_dir(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def test_ingest_then_queue_and_show(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = []
+    for n in (1, 2):
+        path = tmp_path / f"mail-{n}.eml"
+        path.write_bytes(message(n))
+        files.append(str(path))
+    first = run("ingest", *files)
+    assert first.returncode == 0, first.stderr
+    lines = [line.split("\t") for line in first.stdout.splitlines()]
+    assert [(status, name) for _, status, name in lines] == [("received", files[0]),
+                                                             ("received", files[1])]
+    again = run("ingest", files[0])
+    assert again.stdout.split("\t")[0] == lines[0][0] and "already stored" in again.stdout
+
+    queue = run("queue", "--json")
+    assert queue.returncode == 0, queue.stderr
+    imports = json.loads(queue.stdout)["imports"]
+    assert len(imports) == 2 and set(imports[0]) == QUEUE_KEYS
+    assert imports[0]["sender"] == "finance@customer.example"
+    assert imports[0]["subject"] == "Mistral import #1"
+    assert imports[0]["status"] == "received" and imports[0]["attempts"] == 0
+    assert imports[0]["received_at"].endswith("Z") and imports[0]["sla_due"].endswith("Z")
+
+    assert json.loads(run("queue", "--status", "held", "--json").stdout) == {"imports": []}
+    table = run("queue")
+    assert "Mistral import #2" in table.stdout and "STATUS" in table.stdout
+
+    shown = run("show", lines[0][0], "--json")
+    detail = json.loads(shown.stdout)
+    assert detail["message_id"] == "<test-1@customer.example>"
+    assert detail["source"] == "cli"
+    assert [h["to"] for h in detail["history"]] == ["received"]
+    assert "history:" in run("show", lines[0][0]).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("show", "999"), "error: no import 999 (stax-import queue lists them)"),
+        (("show", "abc"), "error: argument ID: 'abc' is not an import id"),
+        (("queue", "--status", "lost"), "error: argument --status: invalid choice"),
+        (("frobnicate",), "error: argument command: invalid choice"),
+        (("ingest", "/nonexistent.eml"), "error: /nonexistent.eml: No such file"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(run, args, expected) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(expected)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["ingest"], ["queue"], ["show"],
+                                     ["db", "upgrade"]])
+def test_every_command_has_help(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run(*command, "--help")
+    assert result.returncode == 0 and "usage: stax-import" in result.stdout

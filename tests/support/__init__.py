@@ -1,0 +1,1 @@
+"""Helpers the tests share: databases, a running service, mail to send."""
