@@ -12,8 +12,17 @@ import pytest
 
 from support.mail import message
 
-QUEUE_KEYS = {"id", "received_at", "sender", "account", "subject", "status", "sla_due",
-              "attempts", "reason"}
+QUEUE_KEYS = {
+    "id",
+    "received_at",
+    "sender",
+    "account",
+    "subject",
+    "status",
+    "sla_due",
+    "attempts",
+    "reason",
+}
 
 
 @pytest.fixture
@@ -23,8 +32,13 @@ def run(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     env.update(STAX_DATA_DIR=str(data_dir), STAX_DATABASE_URL=database_url)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "ingest.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     return run
 
@@ -44,8 +58,10 @@ def test_ingest_then_queue_and_show(run, tmp_path: Path) -> None:  # type: ignor
     first = run("ingest", *files)
     assert first.returncode == 0, first.stderr
     lines = [line.split("\t") for line in first.stdout.splitlines()]
-    assert [(status, name) for _, status, name in lines] == [("received", files[0]),
-                                                             ("received", files[1])]
+    assert [(status, name) for _, status, name in lines] == [
+        ("received", files[0]),
+        ("received", files[1]),
+    ]
     again = run("ingest", files[0])
     assert again.stdout.split("\t")[0] == lines[0][0] and "already stored" in again.stdout
 
@@ -88,8 +104,9 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(run, args, expected) -> None
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["ingest"], ["queue"], ["show"],
-                                     ["db", "upgrade"]])
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["ingest"], ["queue"], ["show"], ["db", "upgrade"]]
+)
 def test_every_command_has_help(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage: stax-import" in result.stdout

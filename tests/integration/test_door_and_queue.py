@@ -116,7 +116,7 @@ def test_concurrent_claims_never_take_the_same_import(db: Database) -> None:
     lock = threading.Lock()
 
     def claim_all(owner: str) -> None:
-        while (claim := claim_next(db, owner, timedelta(minutes=5), datetime.now(UTC))):
+        while claim := claim_next(db, owner, timedelta(minutes=5), datetime.now(UTC)):
             with lock:
                 claimed.append(claim.import_id)
 
@@ -157,8 +157,12 @@ def test_a_failing_attempt_is_retried_and_then_succeeds(db: Database) -> None:
         imp = session.get_one(Import, accepted.import_id)
         assert (imp.status, imp.attempts) == ("imported", 3)
     assert history(db, accepted.import_id) == [
-        (None, "received"), ("received", "processing"), ("processing", "received"),
-        ("received", "processing"), ("processing", "received"), ("received", "processing"),
+        (None, "received"),
+        ("received", "processing"),
+        ("processing", "received"),
+        ("received", "processing"),
+        ("processing", "received"),
+        ("received", "processing"),
         ("processing", "imported"),
     ]
 
@@ -228,6 +232,8 @@ def test_every_transition_leaves_an_event_with_actor_and_reason(db: Database) ->
             select(ImportEvent).where(ImportEvent.import_id == accepted.import_id)
         ).all()
     assert [(e.actor, e.reason) for e in events] == [
-        ("smtp", "accepted via smtp"), ("w", "attempt 1"), ("w", "imported 1 document"),
+        ("smtp", "accepted via smtp"),
+        ("w", "attempt 1"),
+        ("w", "imported 1 document"),
     ]
     assert all(e.at.tzinfo is not None for e in events)

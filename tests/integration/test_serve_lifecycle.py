@@ -65,8 +65,13 @@ def test_serve_picks_up_mail_waiting_from_before(database_url: str, tmp_path: Pa
     import sys
 
     env = service.env
-    result = subprocess.run([sys.executable, "-m", "ingest.cli", "ingest", str(path)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "ingest", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     service.start()
     db = open_database(database_url)

@@ -72,7 +72,12 @@ def test_a_redelivered_message_is_kept_once(service_factory: Any) -> None:
 
 def test_unknown_recipients_get_550_at_rcpt(service_factory: Any) -> None:
     service = service_factory()
-    for rcpt in ["someone@stax.localhost", "import@other.example", "import+nosuchtoken@stax.localhost"]:
+    strangers = [
+        "someone@stax.localhost",
+        "import@other.example",
+        "import+nosuchtoken@stax.localhost",
+    ]
+    for rcpt in strangers:
         code, text = deliver(service.port, message(2), rcpt=rcpt)
         assert code == 550 and text.startswith(b"5.1.1"), rcpt
     assert stored_message_ids(service) == []

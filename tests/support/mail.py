@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import smtplib
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 
 IMPORT_ADDRESS = "import@stax.localhost"
 
@@ -30,8 +30,9 @@ def message(
     return mail.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
 
 
-def deliver(port: int, raw: bytes, rcpt: str = IMPORT_ADDRESS,
-            sender: str = "finance@customer.example") -> tuple[int, bytes]:
+def deliver(
+    port: int, raw: bytes, rcpt: str = IMPORT_ADDRESS, sender: str = "finance@customer.example"
+) -> tuple[int, bytes]:
     """One SMTP transaction; returns the code and text of the answer to the final dot."""
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.ehlo("client.example")
