@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ingest.accept import Door, Envelope, Incoming
 from ingest.pipeline import ImportContext, Outcome, Pipeline
 from ingest.worker import Worker
-from store.db import Database
+from store.db import Database, open_database
 from store.models import Import, ImportEvent, InboundMessage
 from store.queue import RetryPolicy, claim_next, get_import, requeue_expired_leases
 from store.states import IllegalTransition, Status, TransitionConflict, transition
@@ -237,3 +238,12 @@ def test_every_transition_leaves_an_event_with_actor_and_reason(db: Database) ->
         ("w", "imported 1 document"),
     ]
     assert all(e.at.tzinfo is not None for e in events)
+
+
+def test_sqlite_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    sqlite = open_database(f"sqlite:///{tmp_path / 'stax.db'}")
+    for session_of in (sqlite.write, sqlite.read):
+        with session_of() as session:
+            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert session.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    sqlite.dispose()

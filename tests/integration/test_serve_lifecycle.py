@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import smtplib
@@ -52,9 +53,18 @@ def test_a_signal_stops_intake_and_exits_0(
         # acknowledged mail is there, and the worker finished it before the exit
         assert [i.inbound.message_id for i in imports] == ["<test-1@customer.example>"]
         assert imports[0].status == "held"
+        first_id = imports[0].id
     db.dispose()
-    log = (tmp_path / "serve.log").read_text()
-    assert '"event": "stopped"' in log
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "serve.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    processed = next(line for line in lines if line["event"] == "processed")
+    # every line about an import carries its id and Message-ID
+    assert processed["import_id"] == first_id
+    assert processed["message_id"] == "<test-1@customer.example>"
+    assert lines[-1]["event"] == "stopped"
 
 
 def test_serve_picks_up_mail_waiting_from_before(database_url: str, tmp_path: Path) -> None:
