@@ -11,7 +11,7 @@ import structlog
 
 from ingest.headers import inspect_header_block
 from store.db import Database
-from store.inbox import NewMessage, StoredImport, store_message
+from store.inbox import NewMessage, StoredImport, store_messages
 from store.states import Status
 from store.types import utcnow
 
@@ -63,7 +63,7 @@ class Door:
         """Store several messages in one transaction: one disk flush for all of them."""
         messages = [self._describe(item) for item in batch]
         with self._db.write() as session:
-            stored: list[StoredImport] = [store_message(session, m) for m in messages]
+            stored: list[StoredImport] = store_messages(session, messages)
         results = [Accepted(s.import_id, s.status, s.created) for s in stored]
         for message, result in zip(messages, results, strict=True):
             log.info(

@@ -75,7 +75,7 @@ class Service:
         s = services.settings
         self.services = services
         self._committer = GroupCommitter(services.door)
-        self._handler = IntakeHandler(self._committer, services.recipients.accepts)
+        self._handler = IntakeHandler(self._committer, services.recipients)
         self.listener = SmtpListener(
             self._handler,
             s.smtp_host,

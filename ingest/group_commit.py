@@ -68,13 +68,18 @@ class GroupCommitter:
             for pending in batch:
                 self._store([pending])
             return
-        for (_, future, loop), result in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_resolve, future, result)
+        # one wake-up of the event loop for the whole batch, not one per message
+        loop = batch[0][2]
+        loop.call_soon_threadsafe(
+            _resolve_all,
+            [(future, result) for (_, future, _), result in zip(batch, results, strict=True)],
+        )
 
 
-def _resolve(future: asyncio.Future[Accepted], result: Accepted) -> None:
-    if not future.done():
-        future.set_result(result)
+def _resolve_all(outcomes: list[tuple[asyncio.Future[Accepted], Accepted]]) -> None:
+    for future, result in outcomes:
+        if not future.done():
+            future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Accepted], error: Exception) -> None:

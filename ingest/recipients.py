@@ -12,13 +12,21 @@ class RecipientPolicy:
         self._token_known = token_known
 
     def accepts(self, address: str) -> bool:
+        verdict = self.accepts_at_sight(address)
+        if verdict is not None:
+            return verdict
+        token = self.token_of(address)
+        return token is not None and self._token_known(token)
+
+    def accepts_at_sight(self, address: str) -> bool | None:
+        """True or False when the address alone decides; None when a token must be looked
+        up (the SMTP listener does that off the event loop)."""
         local, at, domain = address.strip().strip("<>").lower().rpartition("@")
         if not at or domain != self._domain:
             return False
         if local == self._local:
             return True
-        base, plus, token = local.partition("+")
-        return bool(plus) and base == self._local and bool(token) and self._token_known(token)
+        return None if self.token_of(address) is not None else False
 
     def token_of(self, address: str) -> str | None:
         """The account token in a plus-address, if any."""

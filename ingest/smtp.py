@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -13,6 +12,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 
 from ingest.accept import Envelope, Incoming
 from ingest.group_commit import GroupCommitter
+from ingest.recipients import RecipientPolicy
 
 log = structlog.get_logger()
 
@@ -95,9 +95,9 @@ class ImportSMTP(SMTP):
 class IntakeHandler:
     """aiosmtpd hooks: who may receive, and 250 only once the message is committed."""
 
-    def __init__(self, committer: GroupCommitter, recipient_ok: Callable[[str], bool]) -> None:
+    def __init__(self, committer: GroupCommitter, recipients: RecipientPolicy) -> None:
         self._committer = committer
-        self._recipient_ok = recipient_ok
+        self._recipients = recipients
         self.in_flight = 0
 
     async def handle_RCPT(
@@ -108,7 +108,10 @@ class IntakeHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        known = await asyncio.get_running_loop().run_in_executor(None, self._recipient_ok, address)
+        known = self._recipients.accepts_at_sight(address)
+        if known is None:  # a plus-address: its token is looked up in the database
+            loop = asyncio.get_running_loop()
+            known = await loop.run_in_executor(None, self._recipients.accepts, address)
         if not known:
             return UNKNOWN_RECIPIENT
         envelope.rcpt_tos.append(address)

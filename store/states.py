@@ -62,18 +62,21 @@ class TransitionConflict(Exception):
     """Someone else moved the import first (another worker, an ops command)."""
 
 
-def record_creation(
-    session: Session, import_: Import, *, reason: str, actor: str, at: datetime
-) -> None:
-    """The first event of an import: from nothing to its initial status."""
-    to = Status(import_.status)
-    if to not in ALLOWED[None]:
-        raise IllegalTransition(f"an import cannot start as {to}")
-    session.add(
-        ImportEvent(
-            import_=import_, from_status=None, to_status=to, reason=reason, actor=actor, at=at
-        )
-    )
+def creation_event(
+    import_id: int, status: Status, *, reason: str, actor: str, at: datetime
+) -> dict[str, Any]:
+    """The first event of an import, from nothing to its initial status, as a row to insert
+    (the door stores whole batches at once)."""
+    if status not in ALLOWED[None]:
+        raise IllegalTransition(f"an import cannot start as {status}")
+    return {
+        "import_id": import_id,
+        "from_status": None,
+        "to_status": status.value,
+        "reason": reason,
+        "actor": actor,
+        "at": at,
+    }
 
 
 def transition(
