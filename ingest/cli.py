@@ -14,6 +14,7 @@ from config.logging import configure_logging
 from config.settings import ConfigError, Settings, load_settings
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline, serve
+from ingest.offline_commands import load_fx, parse_files
 from ingest.views import detail_text, import_detail, queue_entry, queue_table
 from store.db import open_database
 from store.migrate import upgrade
@@ -95,6 +96,14 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
+    return parse_files(args.files, args.json, settings.data_dir)
+
+
+def _cmd_fx_load(settings: Settings, args: argparse.Namespace) -> int:
+    return load_fx(args.file, settings.data_dir)
+
+
 def _print_json(document: Any) -> None:
     json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
@@ -122,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=_import_id, metavar="ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=_cmd_show)
+
+    parse = commands.add_parser("parse", help="parse documents offline (no database, no mail)")
+    parse.add_argument("files", nargs="+", metavar="FILE")
+    parse.add_argument("--json", action="store_true", help="print the parse JSON")
+    parse.set_defaults(run=_cmd_parse)
+
+    fx = commands.add_parser("fx", help="ECB exchange rates")
+    fx_commands = fx.add_subparsers(dest="fx_command", required=True, parser_class=_Parser)
+    fx_load = fx_commands.add_parser("load", help="install a newer ECB history file")
+    fx_load.add_argument("file", metavar="FILE", help="eurofxref-hist.zip or .csv")
+    fx_load.set_defaults(run=_cmd_fx_load)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
