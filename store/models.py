@@ -1,11 +1,13 @@
-"""SQLAlchemy 2 models: inbound mail, imports and their events, accounts and their senders."""
+"""SQLAlchemy 2 models: inbound mail, imports and their events, accounts, documents, outbox."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -16,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
-from store.types import UTCDateTime, utcnow
+from store.types import ExactDecimal, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -115,3 +117,104 @@ class ImportEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     import_: Mapped[Import] = relationship(back_populates="events")
+
+
+class Attachment(Base):
+    """Every part of a message worth naming: imported, refused or skipped, with the reason."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # where in the message it was found
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # imported|duplicate|held|refused|skipped
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Document(Base):
+    """One parsed invoice, usage export or credit purchase of an account."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        # the same invoice number twice is a duplicate (or a conflict), never more spend
+        UniqueConstraint("account_id", "kind", "number", name="uq_document_number"),
+        Index("ix_documents_account_month", "account_id", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    attachment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("attachments.id", ondelete="SET NULL"), nullable=True
+    )
+    file_name: Mapped[str] = mapped_column(Text)
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))  # of the parsed content
+    kind: Mapped[str] = mapped_column(String(20))
+    number: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    issue_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    period_start: Mapped[date | None] = mapped_column(Date, nullable=True)
+    period_end: Mapped[date | None] = mapped_column(Date, nullable=True)
+    month: Mapped[str | None] = mapped_column(String(7), nullable=True)  # of period_start
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    tax: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    total: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    fx_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    fx_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    lines: Mapped[list[DocumentLine]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="DocumentLine.id"
+    )
+
+
+class DocumentLine(Base):
+    __tablename__ = "document_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    description: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    category: Mapped[str] = mapped_column(String(20))
+    usage: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    quantity: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    unit_price: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    amount_usd: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
+
+    document: Mapped[Document] = relationship(back_populates="lines")
+
+
+class OutboxMessage(Base):
+    """A mail to send, written in the same transaction as the decision that calls for it, so
+    that it is sent exactly once even across a crash (the transactional outbox)."""
+
+    __tablename__ = "outbox"
+    # at most one automatic reply per inbound message
+    __table_args__ = (UniqueConstraint("import_id", "purpose", name="uq_outbox_purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(20))  # reply | support-forward | ops-alert
+    message_id: Mapped[str] = mapped_column(Text)
+    to_address: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
