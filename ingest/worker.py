@@ -46,7 +46,13 @@ class Worker:
 
     def run_once(self) -> bool:
         """Process one due import; False when there was none."""
-        requeue_expired_leases(self._db, self._policy, self._clock())
+        for lost in requeue_expired_leases(self._db, self._policy, self._clock()):
+            log.warning(
+                "requeued an import whose worker was lost",
+                import_id=lost.import_id,
+                lost_worker=lost.lost_worker,
+                now=lost.status.value,
+            )
         claim = claim_next(self._db, self.name, self._lease, self._clock())
         if claim is None:
             return False

@@ -24,6 +24,13 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Requeued:
+    import_id: int
+    lost_worker: str
+    status: Status  # received again, or quarantined after its last attempt
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int
     backoff_seconds: float
@@ -88,24 +95,36 @@ def fail_attempt(
         )
 
 
-def requeue_expired_leases(db: Database, policy: RetryPolicy, now: datetime) -> list[int]:
-    """Imports whose worker died mid-attempt (a crash, SIGKILL) go back to the queue; such a
-    lost attempt counts, so a message that kills its worker ends up quarantined."""
-    moved: list[int] = []
-    with db.write() as session:
-        expired = session.scalars(
-            select(Import).where(Import.status == Status.PROCESSING.value, Import.lease_until < now)
+def requeue_expired_leases(db: Database, policy: RetryPolicy, now: datetime) -> list[Requeued]:
+    """Imports whose worker died mid-attempt (a crash, SIGKILL) go back to the queue at once.
+    The lost attempt counts, so a message that kills its worker ends up quarantined."""
+    with db.read() as session:  # the common case, nothing expired, takes no write lock
+        expired_ids = session.scalars(
+            select(Import.id).where(
+                Import.status == Status.PROCESSING.value, Import.lease_until < now
+            )
         ).all()
-        for import_ in expired:
+    if not expired_ids:
+        return []
+    moved: list[Requeued] = []
+    with db.write() as session:
+        for import_ in session.scalars(select(Import).where(Import.id.in_(expired_ids))).all():
+            if import_.status != Status.PROCESSING.value or import_.lease_until is None:
+                continue
+            if import_.lease_until >= now:
+                continue
+            owner = import_.lease_owner or "?"
             reason = (
-                f"attempt {import_.attempts} was lost: its worker "
-                f"({import_.lease_owner}) stopped before finishing"
+                f"attempt {import_.attempts} was lost: its worker ({owner}) stopped "
+                "before finishing"
             )
             try:
-                _give_back(session, import_, reason, "lease-reaper", policy, now)
+                status = _give_back(
+                    session, import_, reason, "lease-reaper", policy, now, backoff=False
+                )
             except TransitionConflict:
                 continue
-            moved.append(import_.id)
+            moved.append(Requeued(import_.id, owner, status))
     return moved
 
 
@@ -116,6 +135,7 @@ def _give_back(
     actor: str,
     policy: RetryPolicy,
     now: datetime,
+    backoff: bool = True,
 ) -> Status:
     released = {"lease_owner": None, "lease_until": None}
     if import_.attempts >= policy.max_attempts:
@@ -128,7 +148,8 @@ def _give_back(
             changes=released,
         )
         return Status.QUARANTINED
-    retry_at = now + policy.delay_after(import_.attempts)
+    # A lost worker says nothing about the message: try again at once, not after a backoff.
+    retry_at = now + policy.delay_after(import_.attempts) if backoff else now
     transition(
         session,
         import_,

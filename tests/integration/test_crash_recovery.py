@@ -13,26 +13,27 @@ import smtplib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, func, select
-from support.mail import IMPORT_ADDRESS, message
-from support.service import ChildService, free_port
+from sqlalchemy import Executable, func, select
 
 from store.db import Database, open_database
 from store.models import Import, ImportEvent, InboundMessage
 from store.states import FINAL, Status
+from support.mail import IMPORT_ADDRESS, message
+from support.service import ChildService, free_port
 
 MESSAGES = 200
 CLIENTS = 8
 KILL_AFTER_ACKS = (60, 130)  # SIGKILL once this many messages have had their 250
 RUN_SECONDS = 45.0  # every message must have its 250 within this, kills and restarts included
 DRAIN_SECONDS = 20.0  # then no import may stay received or processing longer than this
+CLAIM_WAIT = 2.0  # at most this long after its threshold, a kill waits for a claim in hand
 LEASE_SECONDS = 2  # imports claimed by a killed process come back after this
 LOST_REPLY_EVERY = 10  # every 10th message: the client ignores its first 250 and sends again
 SMTP_TIMEOUT = 10.0  # a client gives up on a silent server after this, and retries
@@ -57,13 +58,13 @@ class DeadlinePassed(AssertionError):
 class Ledger:
     """What the clients saw: which Message-IDs got a 250, and how often they had to retry."""
 
-    acked: dict[str, int] = field(default_factory=dict)  # Message-ID -> 250s received
+    acked: set[str] = field(default_factory=set)  # Message-IDs that got their 250
     retries: Counter[str] = field(default_factory=Counter)  # why an attempt had to be repeated
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def ack(self, mid: str) -> None:
         with self._changed:
-            self.acked[mid] = self.acked.get(mid, 0) + 1
+            self.acked.add(mid)
             self._changed.notify_all()
 
     def retry(self, why: str) -> None:
@@ -103,22 +104,30 @@ class RetryingSender:
 
     def _send(self, n: int) -> None:
         raw = message(n)
+        attempts, last = 0, "none"
         while True:
             if time.monotonic() > self._deadline:
-                raise DeadlinePassed(f"message {n} had no 250 after {RUN_SECONDS} s")
+                raise DeadlinePassed(
+                    f"message {n} had no 250 after {RUN_SECONDS} s: {attempts} attempts, "
+                    f"the last ended with {last}"
+                )
             if self._abort.is_set():
                 raise RuntimeError("stopped: another thread of the test failed")
+            attempts += 1
             try:
                 code, text = self._transaction(raw)
             except smtplib.SMTPResponseException as exc:  # e.g. 421 in the greeting
                 code, text = exc.smtp_code, exc.smtp_error
                 self._drop()
             except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                last = f"connection {type(exc).__name__}: {exc}"
                 self._retry(f"connection {type(exc).__name__}")
                 continue
             except TimeoutError:
+                last = "timeout"
                 self._retry("timeout")
                 continue
+            last = f"{code} {text!r}"
             if code == 250 and n % LOST_REPLY_EVERY == 0 and n not in self._lost_once:
                 # As if this 250 were lost on the way: the client cannot know the message is
                 # stored, so it drops the session and sends the same bytes again.
@@ -134,7 +143,7 @@ class RetryingSender:
                 continue
             raise PermanentFailure(f"message {n}: {code} {text!r}")
 
-    def _transaction(self, raw: bytes) -> tuple[int, bytes]:
+    def _transaction(self, raw: bytes) -> tuple[int, bytes | str]:
         """MAIL, RCPT, DATA; the reply that decides, or the first one that is not a success."""
         if self._client is None:
             client = smtplib.SMTP("127.0.0.1", self._port, timeout=SMTP_TIMEOUT)
@@ -224,6 +233,37 @@ def _in_flight(db: Database) -> dict[int, str]:
     return {import_id: status for import_id, status in rows}
 
 
+def _claimed(db: Database) -> bool:
+    with db.read() as session:
+        return (
+            session.scalar(
+                select(Import.id).where(Import.status == Status.PROCESSING.value).limit(1)
+            )
+            is not None
+        )
+
+
+def _claims(
+    history: Iterable[Sequence[Any]],
+) -> tuple[list[tuple[int, str]], list[int], list[tuple[int, str, str]]]:
+    """Walk each import's events: (claims requeued by the lease reaper, with their owner;
+    imports still claimed at the end; claims ended by an actor other than their owner)."""
+    lost: list[tuple[int, str]] = []
+    still_open: list[int] = []
+    wrong: list[tuple[int, str, str]] = []
+    owner: dict[int, str] = {}
+    for import_id, to_status, actor in history:
+        holder = owner.pop(import_id, None)
+        if holder is not None and actor == "lease-reaper":
+            lost.append((import_id, holder))
+        elif holder is not None and actor != holder:
+            wrong.append((import_id, holder, actor))
+        if to_status == Status.PROCESSING.value:
+            owner[import_id] = actor
+    still_open.extend(owner)
+    return lost, still_open, wrong
+
+
 @pytest.mark.slow
 def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
     database_url: str, tmp_path: Path
@@ -240,7 +280,8 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
             return queue.pop(0) if queue else None
 
     kills: list[int] = []  # acknowledgements counted at each SIGKILL
-    left_behind: dict[int, str] = {}  # imports a killed process left received or processing
+    killed_pids: list[int] = []
+    left_behind: list[dict[int, str]] = []  # per kill: imports left received or processing
     abort = threading.Event()  # set when one thread failed: the others stop too
 
     def killer() -> None:
@@ -248,16 +289,24 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
             while not ledger.wait_for(threshold, time.monotonic() + 0.2):
                 if abort.is_set() or time.monotonic() > deadline:
                     return  # the clients failed or ran out of time; they say why
+            # Strike while the worker holds a claim, the moment a lease exists for: with the
+            # backlog it works through this takes milliseconds; after CLAIM_WAIT kill anyway.
+            until = time.monotonic() + CLAIM_WAIT
+            while not _claimed(db) and time.monotonic() < until:
+                time.sleep(0.001)
+            assert service.process is not None
+            killed_pids.append(service.process.pid)
             service.kill()
             kills.append(ledger.count())
-            left_behind.update(_in_flight(db))  # nothing runs now: this is what it left
+            # What it left; on PostgreSQL a COMMIT it had sent may still land after this.
+            left_behind.append(_in_flight(db))
             service.start()
 
-    service.start()  # its bootstrap creates the schema
-    db = open_database(database_url)
-    started = time.monotonic()
-    deadline = started + RUN_SECONDS
+    db = open_database(database_url)  # connects lazily: the service's bootstrap makes the schema
     try:
+        service.start()
+        started = time.monotonic()
+        deadline = started + RUN_SECONDS
         with ThreadPoolExecutor(CLIENTS + 1, thread_name_prefix="crash-test") as pool:
             futures = [pool.submit(killer)] + [
                 pool.submit(RetryingSender(service.port, ledger, deadline, abort).send_all, take)
@@ -287,7 +336,7 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
 
         with db.read() as session:
 
-            def pairs(statement: Select[tuple[Any, Any]]) -> dict[Any, Any]:
+            def pairs(statement: Executable) -> dict[Any, Any]:
                 return {key: value for key, value in session.execute(statement)}
 
             stored = Counter(
@@ -304,14 +353,15 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
                 .group_by(InboundMessage.id)
             )
             status_of = pairs(select(Import.id, Import.status))
-            requeued = set(
-                session.scalars(
-                    select(ImportEvent.import_id).where(ImportEvent.actor == "lease-reaper")
+            history = session.execute(
+                select(ImportEvent.import_id, ImportEvent.to_status, ImportEvent.actor).order_by(
+                    ImportEvent.import_id, ImportEvent.id
                 )
-            )
+            ).all()
     except BaseException:
         if service.process is not None and service.process.poll() is None:
             service.kill()
+        print(f"service log ({log_path}), last lines:\n{_log_tail(log_path)}")
         raise
     finally:
         db.dispose()
@@ -319,11 +369,11 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
     assert len(kills) == 2, f"expected two kills mid-run, got acks at kills {kills}"
     assert all(acks < MESSAGES for acks in kills), f"a kill came after the run: {kills}"
     everything = {message_id(n) for n in range(MESSAGES)}
-    assert set(ledger.acked) == everything, "not every message got its 250"
+    assert ledger.acked == everything, f"no 250 for {sorted(everything - ledger.acked)}"
 
     # Every acknowledged message is stored, exactly once, with the bytes that were sent; a
     # message sent again after a lost 250 is no exception.
-    missing = sorted(set(ledger.acked) - set(stored))
+    missing = sorted(ledger.acked - set(stored))
     assert not missing, f"acknowledged but not stored: {missing}"
     twice = {mid: count for mid, count in stored.items() if count > 1}
     assert not twice, f"stored more than once: {twice}"
@@ -344,17 +394,36 @@ def test_sigkill_twice_mid_run_loses_nothing_and_stores_nothing_twice(
     verdicts = {s.value for s in FINAL} | {Status.HELD.value}
     undecided = {i: s for i, s in status_of.items() if s not in verdicts}
     assert not undecided, f"imports outside final-or-held: {undecided}"
-    # ...including those the killed processes left behind; a claimed one was requeued.
-    claimed = {i for i, s in left_behind.items() if s == Status.PROCESSING.value}
-    assert claimed <= requeued, f"claimed by a killed worker, never requeued: {claimed - requeued}"
+    # ...including those the killed processes left behind. Every claim ended with its own
+    # worker's verdict or, when that worker was killed, with the lease reaper's requeue; and
+    # each import got exactly one verdict (no import was processed to the end twice).
+    lost_claims, open_claims, wrong_hands = _claims(history)
+    assert not open_claims, f"claims never finished nor requeued: {open_claims}"
+    assert not wrong_hands, f"claims ended by someone other than their worker: {wrong_hands}"
+    requeued_after_kill = {
+        i for i, owner in lost_claims if int(owner.split(":")[-2]) in killed_pids
+    }
+    assert requeued_after_kill == {i for i, _ in lost_claims}, (
+        f"a live worker's claim was requeued: {lost_claims}, killed pids {killed_pids}"
+    )
+    seen_processing = {
+        i for snapshot in left_behind for i, s in snapshot.items() if s == Status.PROCESSING.value
+    }
+    assert seen_processing <= requeued_after_kill, "claimed by a killed worker, never requeued"
+    verdict_events = Counter(i for i, to, _ in history if to in verdicts)
+    several = {i: n for i, n in verdict_events.items() if n != 1}
+    assert not several, f"imports with several verdicts: {several}"
+    assert set(verdict_events) == set(status_of), "imports without a verdict in their history"
 
     events = _log_events(log_path)
     assert events["redelivery"] >= MESSAGES // LOST_REPLY_EVERY
     print(
         f"\n{database_url.split(':', 1)[0]}: {MESSAGES} acked in {sent_seconds:.1f} s "
         f"({total_seconds:.1f} s with drain and stop); kills at acks {kills}; "
-        f"left behind by the kills {Counter(left_behind.values())}; "
-        f"requeued by lease {len(requeued)}; client retries {dict(ledger.retries)}; "
+        f"left behind by the kills {[dict(Counter(s.values())) for s in left_behind]}; "
+        f"claims lost in a kill and requeued {sorted(lost_claims)} "
+        f"(seen processing at the kills {sorted(seen_processing)}); "
+        f"client retries {dict(ledger.retries)}; "
         f"log: accepted {events['accepted']}, redelivery {events['redelivery']}; "
         f"statuses {Counter(status_of.values())}"
     )

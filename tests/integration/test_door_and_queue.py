@@ -218,7 +218,8 @@ def test_a_lost_worker_s_import_is_requeued_after_its_lease(db: Database) -> Non
     assert claim is not None
     policy = RetryPolicy(3, 0)
     assert requeue_expired_leases(db, policy, now + timedelta(seconds=10)) == []
-    assert requeue_expired_leases(db, policy, now + timedelta(seconds=31)) == [claim.import_id]
+    [requeued] = requeue_expired_leases(db, policy, now + timedelta(seconds=31))
+    assert (requeued.import_id, requeued.lost_worker) == (claim.import_id, "dead-worker")
     with db.read() as session:
         imp = session.get_one(Import, accepted.import_id)
         assert imp.status == "received" and imp.lease_owner is None
