@@ -12,22 +12,17 @@ from typing import Any, NoReturn
 
 from config.logging import configure_logging
 from config.settings import ConfigError, Settings, load_settings
+from ingest import account_commands
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline, serve
 from ingest.offline_commands import load_fx, parse_files
+from ingest.usage import UsageError
 from ingest.views import detail_text, import_detail, queue_entry, queue_table
 from store.db import open_database
 from store.migrate import upgrade
 from store.queue import get_import, list_imports
 from store.states import Status
 from store.types import utcnow
-
-
-class UsageError(Exception):
-    """Bad input from the user: exit 2, with a hint."""
-
-    def __init__(self, what: str, hint: str) -> None:
-        super().__init__(f"{what} ({hint})")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +91,18 @@ def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accounts_add(settings: Settings, args: argparse.Namespace) -> int:
+    return account_commands.add(bootstrap(settings), args.name, args.sender, args.domain)
+
+
+def _cmd_accounts_list(settings: Settings, args: argparse.Namespace) -> int:
+    return account_commands.show_list(bootstrap(settings), args.json)
+
+
+def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    return account_commands.report(bootstrap(settings), args.account, args.json)
+
+
 def _cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
     return parse_files(args.files, args.json, settings.data_dir)
 
@@ -131,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=_import_id, metavar="ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=_cmd_show)
+
+    accounts = commands.add_parser("accounts", help="customer accounts and their senders")
+    account_commands_ = accounts.add_subparsers(
+        dest="accounts_command", required=True, parser_class=_Parser
+    )
+    add = account_commands_.add_parser("add", help="register an account; prints its address")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--sender", action="append", default=[], metavar="ADDR")
+    add.add_argument("--domain", action="append", default=[], metavar="DOMAIN")
+    add.set_defaults(run=_cmd_accounts_add)
+    listing = account_commands_.add_parser("list", help="the accounts and their addresses")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_cmd_accounts_list)
+
+    report = commands.add_parser("report", help="spend per month and model in USD")
+    report.add_argument("--account", required=True, metavar="NAME")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(run=_cmd_report)
 
     parse = commands.add_parser("parse", help="parse documents offline (no database, no mail)")
     parse.add_argument("files", nargs="+", metavar="FILE")

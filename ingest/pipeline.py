@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from store.states import Status
+
+Effects = Callable[[Session], None]
 
 
 @dataclass(frozen=True)
 class Outcome:
     status: Status  # imported, duplicate, rejected or held
     reason: str
+    # what to write with the verdict, in the same transaction (documents, the reply)
+    effects: Effects | None = None
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class Worker:
             log.warning("attempt failed", attempt=claim.attempt, error=error, now=status.value)
             return
         try:
-            finish(self._db, claim, outcome.status, outcome.reason, self.name)
+            finish(self._db, claim, outcome.status, outcome.reason, self.name, outcome.effects)
         except TransitionConflict:
             # our lease ran out and someone requeued the import; their attempt will decide
             log.warning("lost the import before finishing", attempt=claim.attempt)

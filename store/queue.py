@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -70,8 +71,16 @@ def claim_next(db: Database, owner: str, lease: timedelta, now: datetime) -> Cla
         return Claim(import_.id, import_.inbound_id, attempt, message_id or "")
 
 
-def finish(db: Database, claim: Claim, to: Status, reason: str, actor: str) -> None:
-    """Record a worker's verdict on an import it holds."""
+def finish(
+    db: Database,
+    claim: Claim,
+    to: Status,
+    reason: str,
+    actor: str,
+    effects: Callable[[Session], None] | None = None,
+) -> None:
+    """Record a worker's verdict on an import it holds, and what comes with it (documents,
+    the reply) in the same transaction: all of it or none of it."""
     with db.write() as session:
         import_ = session.get_one(Import, claim.import_id)
         transition(
@@ -82,6 +91,8 @@ def finish(db: Database, claim: Claim, to: Status, reason: str, actor: str) -> N
             actor=actor,
             changes={"lease_owner": None, "lease_until": None},
         )
+        if effects is not None:
+            effects(session)
 
 
 def fail_attempt(
