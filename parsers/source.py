@@ -24,9 +24,13 @@ class FileSource:
         self.max_pages = max_pages
 
     @cached_property
+    def is_pdf(self) -> bool:
+        return b"%PDF-" in self.data[:1024]
+
+    @cached_property
     def format(self) -> str:
         head = self.data[:1024]
-        if b"%PDF-" in head:
+        if self.is_pdf:
             return "pdf"
         if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
             return "office"  # zip (xlsx, docx) or OLE (xls, doc, msg)
@@ -44,7 +48,7 @@ class FileSource:
 
     @cached_property
     def page_texts(self) -> list[str]:
-        if self.format != "pdf":
+        if not self.is_pdf:
             return []
         document = self._open_pdf()
         try:
@@ -66,7 +70,7 @@ class FileSource:
 
     @cached_property
     def text(self) -> str:
-        if self.format == "pdf":
+        if self.is_pdf:
             return "\f".join(self.page_texts)
         return _nfc(_decode(self.name, self.data))
 
