@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import smtplib
 import ssl
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -40,7 +42,10 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class FileOutbox:
-    """`<UTC timestamp>-<import id>-<uuid>.eml` files, each complete or absent."""
+    """`<UTC timestamp>-<import id>-<id>.eml` files, each complete or absent.
+
+    The name comes from the message itself (its Date and Message-ID), so sending the same
+    stored reply again after a crash finds the file already there: exactly once."""
 
     def __init__(
         self, outbox_dir: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -49,14 +54,34 @@ class FileOutbox:
         self._clock = clock
 
     def send(self, message: EmailMessage) -> str:
-        stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        import_id = str(message.get("X-Stax-Import-Id", "")).strip()
-        name = f"{stamp}-{import_id if import_id.isdigit() else 'none'}-{uuid.uuid4().hex}.eml"
+        name = self._name(message)
+        if (self.outbox_dir / name).exists():
+            return name  # written before a crash kept us from recording it
         try:
             _write_durably(self.outbox_dir, name, message.as_bytes(policy=policy.SMTP))
         except OSError as exc:
             raise TransientDeliveryError(f"outbox {self.outbox_dir}: {exc.strerror}") from exc
         return name
+
+    def _name(self, message: EmailMessage) -> str:
+        unique, stamp = _file_name_parts(message)
+        stamp = stamp or self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        import_id = str(message.get("X-Stax-Import-Id", "")).strip()
+        return (
+            f"{stamp}-{import_id if import_id.isdigit() else 'none'}-"
+            f"{unique or uuid.uuid4().hex}.eml"
+        )
+
+
+def _file_name_parts(message: EmailMessage) -> tuple[str | None, str]:
+    message_id = str(message.get("Message-ID", "")).strip()
+    unique = hashlib.sha256(message_id.encode()).hexdigest()[:24] if message_id else None
+    date = message.get("Date")
+    stamp = None
+    if date is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            stamp = parsedate_to_datetime(str(date)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return unique, stamp or ""
 
 
 def _write_durably(directory: Path, name: str, data: bytes) -> None:

@@ -97,8 +97,11 @@ def test_the_file_outbox_writes_one_complete_parsable_eml(tmp_path: Path) -> Non
     clock = lambda: datetime(2026, 11, 2, 9, 30, 5, 123456, tzinfo=UTC)  # noqa: E731
     message = reply(42)
     name = FileOutbox(outbox, clock).send(message)
-    assert re.fullmatch(r"20261102T093005123456Z-42-[0-9a-f]{32}\.eml", name)
+    # named from the reply's own Date and Message-ID, so a resend finds it
+    assert re.fullmatch(r"\d{8}T\d{6}Z-42-[0-9a-f]{24}\.eml", name)
     assert [p.name for p in outbox.iterdir()] == [name]  # no temporary file left behind
+    assert FileOutbox(outbox, clock).send(message) == name  # sent again after a crash: once
+    assert [p.name for p in outbox.iterdir()] == [name]
     raw = (outbox / name).read_bytes()
     assert b"\r\n" in raw and max(raw) < 128
     parsed = message_from_bytes(raw, policy=policy.default)
