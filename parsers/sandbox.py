@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+import structlog
 
 from parsers.base import Document, Refused
 from parsers.registry import FORMAT_MODULES
@@ -88,6 +91,8 @@ def _child(
     # hundreds of MiB they never touch), so the limit is on what parsing adds to it.
     ceiling = _address_space_in_use() + limits.memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    # stdout may be `parse --json`'s: a log line from a parser must never land there
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     from parsers.registry import parse_file
 
     result: tuple[str, Any]
