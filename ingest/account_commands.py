@@ -26,8 +26,10 @@ def personal_address(import_address: str, token: str) -> str:
 
 def add(services: Services, name: str, senders: list[str], domains: list[str]) -> int:
     if not senders and not domains:
-        raise UsageError("an account needs at least one sender",
-                         "add --sender someone@example.com or --domain example.com")
+        raise UsageError(
+            "an account needs at least one sender",
+            "add --sender someone@example.com or --domain example.com",
+        )
     bad = [s for s in senders if not _ADDRESS.match(s)] + [
         d for d in domains if not _DOMAIN.match(d)
     ]

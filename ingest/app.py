@@ -13,11 +13,24 @@ import structlog
 
 from config.settings import Settings
 from ingest.accept import Door
+from ingest.dispatcher import Dispatcher
 from ingest.group_commit import GroupCommitter
 from ingest.pipeline import Pipeline
 from ingest.recipients import RecipientPolicy
+from ingest.replying import Replies
 from ingest.smtp import IntakeHandler, SmtpListener
+from ingest.steps import (
+    AuthenticateSender,
+    FindFiles,
+    IdentifyAccount,
+    ReadDocuments,
+    ReadMessage,
+    ScreenSubject,
+)
+from ingest.verdict import Decide
 from ingest.worker import Worker, worker_name
+from notify.mailer import mailer_from_settings
+from parsers.fx import Rates
 from store.accounts import account_for_token
 from store.db import Database, open_database
 from store.migrate import upgrade
@@ -32,7 +45,9 @@ class Services:
     db: Database
     door: Door
     recipients: RecipientPolicy
+    rates: Rates
     work_waiting: threading.Event = field(default_factory=threading.Event)
+    mail_waiting: threading.Event = field(default_factory=threading.Event)
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -49,20 +64,39 @@ def bootstrap(settings: Settings) -> Services:
             return account_for_token(session, token) is not None
 
     recipients = RecipientPolicy(settings.import_address, token_known)
-    return Services(settings, db, door, recipients, work_waiting)
+    rates = Rates.load(settings.data_dir)
+    return Services(settings, db, door, recipients, rates, work_waiting)
 
 
-def default_pipeline(settings: Settings) -> Pipeline:
-    # The import steps (parse, store rows, reply) arrive with the pipeline issue; until then
-    # every message is held for a person with that reason, never silently dropped.
-    return Pipeline(steps=())
+def default_pipeline(services: Services) -> Pipeline:
+    """Read, screen, authenticate, find the account, find the files, read them, decide."""
+    s = services.settings
+    replies = Replies(s)
+    return Pipeline(
+        steps=(
+            ReadMessage(),
+            AuthenticateSender(s),
+            ScreenSubject(replies),
+            IdentifyAccount(services.db, s, services.recipients),
+            FindFiles(),
+            ReadDocuments(services.rates),
+            Decide(services.db, replies, s.sla_calendar),
+        )
+    )
 
 
 def build_workers(services: Services, pipeline: Pipeline) -> list[Worker]:
     s = services.settings
     policy = RetryPolicy(s.max_attempts, s.retry_backoff_seconds)
     return [
-        Worker(services.db, pipeline, policy, timedelta(seconds=s.lease_seconds), worker_name(i))
+        Worker(
+            services.db,
+            pipeline,
+            policy,
+            timedelta(seconds=s.lease_seconds),
+            worker_name(i),
+            on_verdict=services.mail_waiting.set,
+        )
         for i in range(s.workers)
     ]
 
@@ -86,7 +120,17 @@ class Service:
             hostname=_hostname(s.import_address),
         )
         self._stop_workers = threading.Event()
+        dispatcher = Dispatcher(
+            services.db, mailer_from_settings(s.outbound_smtp_url, s.outbox_dir)
+        )
         self._threads = [
+            threading.Thread(
+                target=dispatcher.run,
+                args=(self._stop_workers, services.mail_waiting, s.worker_idle_poll_seconds),
+                name="outbox",
+                daemon=True,
+            )
+        ] + [
             threading.Thread(
                 target=w.run,
                 args=(self._stop_workers, services.work_waiting, s.worker_idle_poll_seconds),

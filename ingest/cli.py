@@ -19,7 +19,9 @@ from ingest.offline_commands import load_fx, parse_files
 from ingest.usage import UsageError
 from ingest.views import detail_text, import_detail, queue_entry, queue_table
 from store.db import open_database
+from store.documents import attachments_of_import, documents_of_import
 from store.migrate import upgrade
+from store.outbox import replies_of_import
 from store.queue import get_import, list_imports
 from store.states import Status
 from store.types import utcnow
@@ -32,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     services = bootstrap(settings)
-    asyncio.run(serve(services, default_pipeline(settings)))
+    asyncio.run(serve(services, default_pipeline(services)))
     return 0
 
 
@@ -74,7 +76,13 @@ def _cmd_show(settings: Settings, args: argparse.Namespace) -> int:
         import_ = get_import(session, args.id)
         if import_ is None:
             raise UsageError(f"no import {args.id}", "stax-import queue lists them")
-        detail = import_detail(import_, settings.sla_calendar)
+        detail = import_detail(
+            import_,
+            settings.sla_calendar,
+            attachments_of_import(session, import_.id),
+            documents_of_import(session, import_.id),
+            replies_of_import(session, import_.id),
+        )
     if args.json:
         _print_json(detail)
     else:

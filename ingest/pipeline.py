@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -23,12 +24,18 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ImportContext:
-    """What a step may look at: the import and its message exactly as received."""
+    """What a step may look at: the import and its message exactly as received, and what the
+    steps before it learnt (`facts`, filled in as the pipeline goes)."""
 
     import_id: int
     attempt: int
     message_id: str
     raw: bytes
+    source: str = "cli"  # smtp | imap | cli
+    envelope_from: str | None = None  # None where no envelope was seen (cli, imap)
+    envelope_to: tuple[str, ...] = ()
+    received_at: datetime | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 class Step(Protocol):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from ingest.sla import sla_due
-from store.models import Import
+from store.models import Attachment, Document, Import, OutboxMessage
 from store.states import FINAL, Status
 
 
@@ -30,8 +32,15 @@ def queue_entry(import_: Import, calendar: str) -> dict[str, Any]:
     }
 
 
-def import_detail(import_: Import, calendar: str) -> dict[str, Any]:
-    """`show`: the queue row plus envelope, message facts and the status history."""
+def import_detail(
+    import_: Import,
+    calendar: str,
+    attachments: Sequence[Attachment] = (),
+    documents: Sequence[Document] = (),
+    replies: Sequence[OutboxMessage] = (),
+) -> dict[str, Any]:
+    """`show`: the queue row plus envelope, message facts, status history, the parts found,
+    the documents stored and the replies."""
     inbound = import_.inbound
     detail = queue_entry(import_, calendar)
     detail.update(
@@ -55,13 +64,51 @@ def import_detail(import_: Import, calendar: str) -> dict[str, Any]:
                 }
                 for e in import_.events
             ],
-            # filled in by the pipeline issues: attachments, documents, replies
-            "attachments": [],
-            "documents": [],
-            "replies": [],
+            "attachments": [
+                {
+                    "name": a.name,
+                    "path": a.path,
+                    "size": a.size,
+                    "outcome": a.outcome,
+                    "reason": a.reason,
+                }
+                for a in attachments
+            ],
+            "documents": [_document(d) for d in documents],
+            "replies": [
+                {
+                    "purpose": r.purpose,
+                    "to": r.to_address,
+                    "status": r.status,
+                    "message_id": r.message_id or None,
+                    "created_at": iso(r.created_at),
+                    "sent_at": iso(r.sent_at),
+                    "note": r.last_error,
+                }
+                for r in replies
+            ],
         }
     )
     return detail
+
+
+def _document(d: Document) -> dict[str, Any]:
+    return {
+        "file": d.file_name,
+        "kind": d.kind,
+        "number": d.number,
+        "period_start": d.period_start.isoformat() if d.period_start else None,
+        "period_end": d.period_end.isoformat() if d.period_end else None,
+        "currency": d.currency,
+        "total": _dec(d.total),
+        "fx_rate": _dec(d.fx_rate),
+        "lines": len(d.lines),
+        "warnings": d.warnings,
+    }
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
 
 
 def queue_table(entries: list[dict[str, Any]], now: datetime) -> str:
@@ -95,6 +142,21 @@ def detail_text(d: dict[str, Any]) -> str:
         f"  attempts   {d['attempts']}",
         "  history:",
     ]
+    for a in d["attachments"]:
+        lines.append(
+            f"  part       {a['name']}: {a['outcome']}"
+            + (f" ({a['reason']})" if a["reason"] else "")
+        )
+    for doc in d["documents"]:
+        lines.append(
+            f"  document   {doc['kind']} {doc['number'] or doc['file']} "
+            f"{doc['period_start'] or ''} {doc['currency']} {doc['total'] or ''}"
+        )
+    for r in d["replies"]:
+        lines.append(
+            f"  reply      {r['status']} to {r['to'] or '-'}"
+            + (f" ({r['note']})" if r["note"] else "")
+        )
     for h in d["history"]:
         lines.append(
             f"    {h['at']}  {h['from'] or '-':>11} -> {h['to']:<11} {h['actor']}: {h['reason']}"

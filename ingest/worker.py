@@ -12,7 +12,7 @@ import structlog
 
 from ingest.pipeline import ImportContext, Pipeline
 from store.db import Database
-from store.inbox import load_raw
+from store.inbox import StoredMessage, load_message
 from store.queue import Claim, RetryPolicy, claim_next, fail_attempt, finish, requeue_expired_leases
 from store.states import TransitionConflict
 from store.types import utcnow
@@ -36,6 +36,7 @@ class Worker:
         lease: timedelta,
         name: str,
         clock: Callable[[], datetime] = utcnow,
+        on_verdict: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._pipeline = pipeline
@@ -43,6 +44,7 @@ class Worker:
         self._lease = lease
         self.name = name
         self._clock = clock
+        self._on_verdict = on_verdict  # e.g. wake the outbox: a reply may be waiting
 
     def run_once(self) -> bool:
         """Process one due import; False when there was none."""
@@ -74,24 +76,38 @@ class Worker:
                 wakeup.wait(idle_poll)
                 wakeup.clear()
 
+    @staticmethod
+    def _context(claim: Claim, stored: StoredMessage) -> ImportContext:
+        assert stored.raw is not None
+        return ImportContext(
+            claim.import_id,
+            claim.attempt,
+            claim.message_id,
+            stored.raw,
+            source=stored.source,
+            envelope_from=stored.envelope_from if stored.source == "smtp" else None,
+            envelope_to=stored.envelope_to,
+            received_at=stored.received_at,
+        )
+
     def _process(self, claim: Claim) -> None:
         with self._db.read() as session:
-            raw = load_raw(session, claim.inbound_id)
+            stored = load_message(session, claim.inbound_id)
         try:
-            if raw is None:
+            if stored.raw is None:
                 raise RuntimeError("the raw message is no longer stored")
-            outcome = self._pipeline.run(
-                ImportContext(claim.import_id, claim.attempt, claim.message_id, raw)
-            )
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            status = fail_attempt(self._db, claim, error, self.name, self._policy, self._clock())
-            log.warning("attempt failed", attempt=claim.attempt, error=error, now=status.value)
-            return
-        try:
+            outcome = self._pipeline.run(self._context(claim, stored))
             finish(self._db, claim, outcome.status, outcome.reason, self.name, outcome.effects)
         except TransitionConflict:
             # our lease ran out and someone requeued the import; their attempt will decide
             log.warning("lost the import before finishing", attempt=claim.attempt)
             return
+        except Exception as exc:
+            # a step, or writing the verdict (say a unique index that another message's
+            # import won a moment ago): the attempt failed, the next one sees the new state
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            status = fail_attempt(self._db, claim, error, self.name, self._policy, self._clock())
+            log.warning("attempt failed", attempt=claim.attempt, error=error, now=status.value)
+            return
+        self._on_verdict()
         log.info("processed", status=outcome.status.value, reason=outcome.reason)

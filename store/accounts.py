@@ -42,3 +42,19 @@ def account_for_token(session: Session, token: str) -> Account | None:
         if hmac.compare_digest(account.token.encode(), token.lower().encode()):
             return account
     return None
+
+
+def accounts_for_sender(session: Session, address: str) -> list[Account]:
+    """The accounts that registered this address, or else its domain."""
+    address = address.lower()
+    domain = address.rpartition("@")[2]
+    for kind, value in (("address", address), ("domain", domain)):
+        found = session.scalars(
+            select(Account)
+            .join(AccountSender)
+            .where(AccountSender.kind == kind, AccountSender.value == value)
+            .order_by(Account.id)
+        ).all()
+        if found:
+            return list(found)
+    return []

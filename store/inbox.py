@@ -165,3 +165,27 @@ def load_raw(session: Session, inbound_id: int) -> bytes | None:
     return session.execute(
         select(InboundMessage.raw).where(InboundMessage.id == inbound_id)
     ).scalar_one()
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    raw: bytes | None
+    source: str
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    received_at: datetime
+
+
+def load_message(session: Session, inbound_id: int) -> StoredMessage:
+    row = session.execute(
+        select(
+            InboundMessage.raw,
+            InboundMessage.source,
+            InboundMessage.envelope_from,
+            InboundMessage.envelope_to,
+            InboundMessage.received_at,
+        ).where(InboundMessage.id == inbound_id)
+    ).one()
+    return StoredMessage(
+        row.raw, row.source, row.envelope_from, tuple(row.envelope_to), row.received_at
+    )

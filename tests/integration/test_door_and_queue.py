@@ -248,3 +248,28 @@ def test_sqlite_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
             assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert session.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     sqlite.dispose()
+
+
+def test_a_verdict_that_cannot_be_written_fails_the_attempt_not_the_worker(
+    db: Database,
+) -> None:
+    accepted = door(db).accept(message(14), "smtp", ENVELOPE)
+    writes: list[int] = []
+
+    def effects(session: object) -> None:
+        writes.append(1)
+        if len(writes) == 1:
+            raise RuntimeError("unique index lost to another message")
+
+    class Verdict:
+        name = "verdict"
+
+        def __call__(self, context: ImportContext) -> Outcome | None:
+            return Outcome(Status.IMPORTED, "imported", effects)
+
+    w = Worker(db, Pipeline([Verdict()]), RetryPolicy(3, 0), timedelta(minutes=5), "w")
+    while w.run_once():
+        pass
+    with db.read() as session:
+        imp = session.get_one(Import, accepted.import_id)
+        assert (imp.status, imp.attempts) == ("imported", 2)

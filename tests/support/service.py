@@ -41,7 +41,7 @@ class InProcessService:
 
     def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
         self.services: Services = bootstrap(settings)
-        self._service = Service(self.services, pipeline or default_pipeline(settings))
+        self._service = Service(self.services, pipeline or default_pipeline(self.services))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
