@@ -230,8 +230,13 @@ def test_show_tells_parts_documents_and_the_reply(service: InProcessService) -> 
     settings = service.services.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAX_")}
     env.update(STAX_DATA_DIR=str(settings.data_dir), STAX_DATABASE_URL=settings.database_url)
-    shown = subprocess.run([sys.executable, "-m", "ingest.cli", "show", "1", "--json"],
-                           env=env, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "show", "1", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     detail = json.loads(shown.stdout)
     outcomes = {a["name"]: (a["outcome"], a["reason"]) for a in detail["attachments"]}
     assert outcomes["invoice.pdf"] == ("imported", None)
