@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from config.logging import configure_logging
 from config.settings import ConfigError, Settings, load_settings
-from ingest import account_commands
+from ingest import account_commands, ops_actions
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline, serve
 from ingest.offline_commands import load_fx, parse_files
@@ -90,6 +90,24 @@ def _cmd_show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    imported = ops_actions.retry(bootstrap(settings), args.id)
+    print(f"import {imported.id} is received again: a worker will take it")
+    return 0
+
+
+def _cmd_release(settings: Settings, args: argparse.Namespace) -> int:
+    released = ops_actions.release(bootstrap(settings), args.id)
+    print(f"import {released.id} released: a worker will import it")
+    return 0
+
+
+def _cmd_reject(settings: Settings, args: argparse.Namespace) -> int:
+    ops_actions.reject(bootstrap(settings), args.id, args.reason)
+    print(f"import {args.id} rejected; the customer is told why")
+    return 0
+
+
 def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
@@ -146,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", type=_import_id, metavar="ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=_cmd_show)
+
+    for name, run, text in (
+        ("retry", _cmd_retry, "retry a quarantined or rejected import"),
+        ("release", _cmd_release, "approve a held import"),
+    ):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("id", type=_import_id, metavar="ID")
+        action.set_defaults(run=run)
+    rejecting = commands.add_parser("reject", help="reject an import; the reason is replied")
+    rejecting.add_argument("id", type=_import_id, metavar="ID")
+    rejecting.add_argument("--reason", required=True, metavar="TEXT")
+    rejecting.set_defaults(run=_cmd_reject)
 
     accounts = commands.add_parser("accounts", help="customer accounts and their senders")
     account_commands_ = accounts.add_subparsers(

@@ -35,6 +35,7 @@ class ImportContext:
     envelope_from: str | None = None  # None where no envelope was seen (cli, imap)
     envelope_to: tuple[str, ...] = ()
     received_at: datetime | None = None
+    released: bool = False  # a person released it from held: accept what held it
     facts: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,7 +16,7 @@ from notify.compose import compose_reply
 from notify.rate_limits import error_fingerprint, history_since, rate_limit_refusal
 from notify.render import render_reply
 from notify.suppression import auto_reply_refusal
-from store.outbox import queue_mail, recent_replies, record_suppressed
+from store.outbox import next_purpose, queue_mail, recent_replies, record_suppressed
 from store.states import Status
 from store.types import utcnow
 
@@ -63,6 +63,12 @@ class Replies:
         template: str,
         extra: dict[str, Any],
     ) -> None:
+        """The reply for this verdict. The first verdict's is the automatic reply; after a
+        person acts (release, reject) the new verdict gets one follow-up; never more."""
+        purpose = next_purpose(session, context.import_id)
+        if purpose is None:
+            log.info("no automatic reply", reason="this message was answered twice already")
+            return
         now = self._clock()
         to = facts.sender.address if facts.sender and facts.sender.authenticated else None
         fingerprint = None
@@ -74,7 +80,7 @@ class Replies:
             record_suppressed(
                 session,
                 import_id=context.import_id,
-                purpose="reply",
+                purpose=purpose,
                 to_address=to or "",
                 reason=why_not or "",
                 now=now,
@@ -103,7 +109,7 @@ class Replies:
             record_suppressed(
                 session,
                 import_id=context.import_id,
-                purpose="reply",
+                purpose=purpose,
                 to_address=to,
                 reason=f"cannot answer: {exc}",
                 now=now,
@@ -112,7 +118,7 @@ class Replies:
         queue_mail(
             session,
             import_id=context.import_id,
-            purpose="reply",
+            purpose=purpose,
             message_id=str(reply["Message-ID"]),
             to_address=to,
             raw=reply.as_bytes(),

@@ -21,7 +21,7 @@ from ingest.sla import sla_due
 from ingest.steps import Facts, FileRead, facts_of
 from parsers.base import Document
 from store.db import Database
-from store.documents import find_known, store_attachment, store_document
+from store.documents import find_known, replace_document, store_attachment, store_document
 from store.reports import spend_report
 from store.states import Status
 
@@ -31,6 +31,8 @@ class Plan:
     new: list[tuple[FileRead, Document]] = field(default_factory=list)
     duplicates: list[tuple[FileRead, Document, int]] = field(default_factory=list)
     holds: list[str] = field(default_factory=list)
+    # released by a person: these new versions replace the stored documents they name
+    replaces: dict[int, int] = field(default_factory=dict)  # id(document) -> stored id
 
     def verdict(self, facts: Facts) -> tuple[Status, str]:
         if self.holds:
@@ -53,7 +55,7 @@ class Decide:
         facts = facts_of(context)
         assert facts.account_id is not None
         with self._db.read() as session:
-            plan = _plan(session, facts)
+            plan = _plan(session, facts, released=context.released)
         status, reason = plan.verdict(facts)
 
         def store(session: Session) -> None:
@@ -91,7 +93,9 @@ class Decide:
         }
 
 
-def _plan(session: Session, facts: Facts) -> Plan:
+def _plan(session: Session, facts: Facts, released: bool = False) -> Plan:
+    """What each document is. After a person's release, what held the message is accepted:
+    warnings stand, and a changed invoice replaces the one stored under its number."""
     plan = Plan()
     assert facts.account_id is not None
     seen_numbers: dict[tuple[str, str], str] = {}
@@ -101,7 +105,9 @@ def _plan(session: Session, facts: Facts) -> Plan:
             if known is not None and known.same_content:
                 plan.duplicates.append((read, document, known.import_id))
                 continue
-            if known is not None:
+            if known is not None and released:
+                plan.replaces[id(document)] = known.document_id
+            elif known is not None:
                 plan.holds.append(
                     f"{_label(document)} was imported before (import "
                     f"{known.import_id}) with different content"
@@ -112,7 +118,13 @@ def _plan(session: Session, facts: Facts) -> Plan:
                 plan.holds.append(f"{_label(document)} appears twice with different content")
                 continue
             seen_numbers[key] = read.name
-            plan.holds.extend(f"{read.name}: {w}" for w in document.warnings)
+            if document.fx_rate is None:  # not even a release imports spend without USD
+                plan.holds.append(
+                    f"{read.name}: waiting for the ECB exchange rate of "
+                    f"{document.currency} for its date"
+                )
+            elif not released:
+                plan.holds.extend(f"{read.name}: {w}" for w in document.warnings)
             plan.new.append((read, document))
     return plan
 
@@ -148,6 +160,8 @@ def _store(session: Session, import_id: int, facts: Facts, plan: Plan, status: S
     if status is not Status.IMPORTED:
         return  # held, duplicate or rejected: no spend is stored
     for read, document in plan.new:
+        if id(document) in plan.replaces:
+            replace_document(session, plan.replaces[id(document)])
         store_document(
             session, import_id, facts.account_id, attachment_ids[read.sha256], document, read.sha256
         )

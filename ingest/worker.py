@@ -88,6 +88,7 @@ class Worker:
             envelope_from=stored.envelope_from if stored.source == "smtp" else None,
             envelope_to=stored.envelope_to,
             received_at=stored.received_at,
+            released=claim.released,
         )
 
     def _process(self, claim: Claim) -> None:

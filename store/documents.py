@@ -126,3 +126,12 @@ def attachments_of_import(session: Session, import_id: int) -> list[Attachment]:
             select(Attachment).where(Attachment.import_id == import_id).order_by(Attachment.id)
         ).all()
     )
+
+
+def replace_document(session: Session, document_id: int) -> None:
+    """A person approved a changed version: the stored one (and its lines) goes, so the
+    spend is counted once, from the new version."""
+    document = session.get(Document, document_id)
+    if document is not None:
+        session.delete(document)
+        session.flush()

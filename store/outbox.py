@@ -69,7 +69,7 @@ def recent_replies(session: Session, since: datetime) -> list[tuple[str, str | N
     """(to, fingerprint, created) of the replies sent or on their way since `since`."""
     rows = session.execute(
         select(OutboxMessage.to_address, OutboxMessage.fingerprint, OutboxMessage.created_at).where(
-            OutboxMessage.purpose == "reply",
+            OutboxMessage.purpose.in_(("reply", "follow-up")),
             OutboxMessage.status != SUPPRESSED,
             OutboxMessage.created_at >= since,
         )
@@ -113,3 +113,17 @@ def replies_of_import(session: Session, import_id: int) -> list[OutboxMessage]:
             .order_by(OutboxMessage.id)
         ).all()
     )
+
+
+REPLY_PURPOSES = ("reply", "follow-up")
+
+
+def next_purpose(session: Session, import_id: int) -> str | None:
+    """ "reply" for an import's first answer, "follow-up" once a person has acted on it, and
+    None after that: a message is never answered more than twice."""
+    used = set(
+        session.scalars(
+            select(OutboxMessage.purpose).where(OutboxMessage.import_id == import_id)
+        ).all()
+    )
+    return next((p for p in REPLY_PURPOSES if p not in used), None)

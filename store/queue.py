@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
-from store.models import Import, InboundMessage
+from store.models import Import, ImportEvent, InboundMessage
 from store.states import Status, TransitionConflict, transition
 
 
@@ -22,6 +22,7 @@ class Claim:
     inbound_id: int
     attempt: int
     message_id: str
+    released: bool = False  # a person released it from held: what held it is accepted
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,63 @@ def claim_next(db: Database, owner: str, lease: timedelta, now: datetime) -> Cla
         message_id = session.scalar(
             select(InboundMessage.message_id).where(InboundMessage.id == import_.inbound_id)
         )
-        return Claim(import_.id, import_.inbound_id, attempt, message_id or "")
+        return Claim(
+            import_.id,
+            import_.inbound_id,
+            attempt,
+            message_id or "",
+            released=was_released(session, import_.id),
+        )
+
+
+def was_released(session: Session, import_id: int) -> bool:
+    """True when the import's latest hold was ended by a person's release."""
+    events = session.execute(
+        select(ImportEvent.from_status, ImportEvent.to_status)
+        .where(ImportEvent.import_id == import_id)
+        .order_by(ImportEvent.id.desc())
+    ).all()
+    for from_status, to_status in events:
+        if to_status == Status.HELD.value:
+            return False
+        if from_status == Status.HELD.value and to_status == Status.RECEIVED.value:
+            return True
+    return False
+
+
+class NotAllowed(Exception):
+    """An ops action that the import's status does not allow; the message says why."""
+
+
+def ops_move(
+    db: Database,
+    import_id: int,
+    to: Status,
+    allowed_from: frozenset[Status],
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Import:
+    """retry, release, reject: a person moves an import, with the reason recorded."""
+    with db.write() as session:
+        import_ = session.get(Import, import_id)
+        if import_ is None:
+            raise LookupError(import_id)
+        current = Status(import_.status)
+        if current not in allowed_from:
+            raise NotAllowed(f"import {import_id} is {current.value}")
+        changes: dict[str, object] = {"next_attempt_at": now}
+        if current is Status.QUARANTINED:
+            changes["attempts"] = 0  # a fresh set of attempts after a fix
+        transition(
+            session,
+            import_,
+            to,
+            reason=reason,
+            actor=actor,
+            changes=changes if to is Status.RECEIVED else None,
+        )
+        return import_
 
 
 def finish(

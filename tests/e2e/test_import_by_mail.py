@@ -102,6 +102,7 @@ def test_the_same_invoice_again_is_a_duplicate_and_not_counted_twice(
 
 def test_an_invoice_number_back_with_other_content_is_held(service: InProcessService) -> None:
     send(service.port, mail_with([("a.pdf", render(INVOICE), PDF)], message_id="<a@x>"))
+    drain(service.services.db)
     changed = dataclasses.replace(INVOICE, rows=INVOICE.rows[:-1])
     send(service.port, mail_with([("b.pdf", render(changed), PDF)], message_id="<b@x>"))
     drain(service.services.db)
@@ -208,6 +209,7 @@ def test_month_over_month_in_the_report(service: InProcessService) -> None:
         rows=INVOICE.rows[:2],
     )
     send(service.port, mail_with([("sep.pdf", render(september), PDF)], message_id="<s@x>"))
+    drain(service.services.db)
     send(service.port, mail_with([("oct.pdf", render(INVOICE), PDF)], message_id="<o@x>"))
     drain(service.services.db)
     months = report(service)["months"]

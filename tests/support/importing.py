@@ -75,7 +75,8 @@ def replies(outbox: Path) -> list[EmailMessage]:
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         assert isinstance(message, EmailMessage)
         found.append(message)
-    return found
+    # by import, oldest first (file names sort by second, which two replies may share)
+    return sorted(found, key=lambda m: int(str(m.get("X-Stax-Import-Id", "0"))))
 
 
 def text_of(message: EmailMessage) -> str:
