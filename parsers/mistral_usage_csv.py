@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
+from itertools import chain, islice, repeat
+from typing import TypeVar
 
 import pandas as pd
 
@@ -111,8 +115,23 @@ _PLAIN_NUMBER = re.compile(
 )
 _CURRENCY_SIGN = re.compile(r"[^\W\d_]|[€$£]")  # a letter or a symbol: a currency is named
 _SPACES = re.compile(r"[ \u00a0\u202f]")
+_DIGIT_RUNS = re.compile(r"[0-9]+")
+_SIGNS = frozenset("€$£")  # the currency signs a cost cell may carry before or after its number
+_ZERO_LEAD = re.compile(r"0[ \u00a0\u202f]")  # `0 123`: thousands that parse_amount refuses
+_SEVERAL = "several"  # a cell form that names several currencies
+_SIGN_CODES = {sign: code for sign in sorted(_SIGNS) if (code := parse_currency(sign))}
+assert len(_SIGN_CODES) == len(_SIGNS)  # € EUR, $ USD, £ GBP
 _PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _USAGE_ORDER = {None: 0, "input": 1, "output": 2, "cached": 3}
+_WHAT = {usage: (f"{usage} tokens", f"{usage} cost") for usage in USAGES}  # named in errors
+_ZERO = Decimal(0)  # Decimals are immutable: one zero serves every empty cell
+_ONE = Decimal(1)
+_EXACT_DIGITS = 28  # the default context's precision: quantize(_ONE) of such an integer is itself
+# A line of a column's text (one stripped cell a line) that is no plain count. Looked for line by
+# line: one fullmatch over the whole column would keep backtracking state for every line.
+_NOT_A_COUNT = re.compile(rf"^(?![0-9]{{0,{_EXACT_DIGITS}}}$)", re.MULTILINE)
+_SIGN_AND_SPACE = re.compile(r"[^\S\n]*[€$£][^\S\n]*")
+_ZERO_LINE = re.compile(r"^[0.]*$", re.MULTILINE)  # a zero (or an empty cell) of a cost column
 
 _Key = tuple[str, str | None, str, Usage | None, str | None]  # model, id, category, usage, unit
 
@@ -142,8 +161,37 @@ class _Columns:
     tokens: dict[Usage | None, int]
     costs: dict[Usage | None, int]
 
+    @cached_property
+    def steps(self) -> tuple[_Step, ...]:
+        """What _parts reads from every row, worked out once rather than once a row."""
+        steps = [
+            _Step(usage, self.tokens.get(usage), self.costs.get(usage), *_WHAT[usage])
+            for usage in USAGES
+            if usage in self.tokens or usage in self.costs
+        ]
+        split_costs = any(usage in self.costs for usage in USAGES)
+        split_tokens = any(usage in self.tokens for usage in USAGES)
+        if not split_costs and (None in self.costs or None in self.tokens):
+            # A total-tokens column beside per-usage ones would count the tokens twice.
+            index = None if split_tokens else self.tokens.get(None)
+            steps.append(_Step(None, index, self.costs.get(None), "tokens", "cost"))
+        return tuple(steps)
+
 
 @dataclass(frozen=True)
+class _Step:
+    """One part of a row: the usage, its tokens and cost columns, and their names in errors."""
+
+    usage: Usage | None
+    tokens: int | None
+    cost: int | None
+    tokens_what: str
+    cost_what: str
+
+
+# Rows and parts are made 100,000 times for a large export: plain slotted dataclasses, whose
+# construction costs half that of frozen ones.
+@dataclass(slots=True)
 class _Row:
     """One table row and its line number in the file."""
 
@@ -154,7 +202,7 @@ class _Row:
         return "" if index is None else self.cells[index].strip()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Part:
     """What one row says about one usage of one model."""
 
@@ -164,7 +212,7 @@ class _Part:
     amount: Decimal
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sum:
     """A line being added up over the period."""
 
@@ -173,9 +221,12 @@ class _Sum:
     amount: Decimal = Decimal(0)
 
     def add(self, part: _Part) -> None:
-        if part.quantity is not None:
-            self.quantity = (self.quantity or Decimal(0)) + part.quantity
-        self.amount += part.amount
+        self.add_values(part.quantity, part.amount)
+
+    def add_values(self, quantity: Decimal | None, amount: Decimal) -> None:
+        if quantity is not None:
+            self.quantity = (self.quantity or _ZERO) + quantity
+        self.amount += amount
 
 
 class UsageCsvParser:
@@ -311,13 +362,18 @@ def _rows(text: str, header: _Header) -> list[_Row]:
         raise _Problem(_pandas_reason(str(error), header.index)) from None
     if len(frame) > MAX_ROWS + 1:
         raise _Problem(f"the CSV has more than {MAX_ROWS:,} rows; we read at most {MAX_ROWS:,}")
-    values: list[list[str]] = frame.to_numpy().tolist()
+    # Column by column, then zipped into rows: a third faster than frame.to_numpy().tolist().
+    columns: list[list[str]] = [frame[c].to_numpy(dtype=object).tolist() for c in frame.columns]
+    first_line = header.index + 1
     rows = [
-        _Row(header.index + number + 1, tuple(cells))
-        for number, cells in enumerate(values[1:], start=1)
-        if any(cell.strip() for cell in cells)
+        _Row(first_line + number, cells)
+        for number, cells in enumerate(islice(zip(*columns, strict=True), 1, None), start=1)
+        if cells[0].strip() or "".join(cells).strip()  # a cell other than whitespace
     ]
-    if len(body) > MAX_FIELD_BYTES // 4:  # only then can one field be that large
+    # Only a body that large can hold such a field; then a screen of all cells at C speed
+    # before the check row by row (which names the row).
+    limit = MAX_FIELD_BYTES // 4
+    if len(body) > limit and max(map(len, chain.from_iterable(columns)), default=0) > limit:
         _check_fields(rows)
     return rows
 
@@ -352,13 +408,14 @@ class _Reader:
     day_first: bool | None
     currencies: set[str] = field(default_factory=set)
     spans: dict[str, tuple[date, date]] = field(default_factory=dict)
+    currency_forms: dict[str, str] = field(default_factory=dict)
 
     def number(self, row: _Row, index: int | None, what: str) -> Decimal | None:
         if index is None:
             return None
-        cell = row.cell(index)
+        cell = row.cells[index].strip()
         if not cell:
-            return Decimal(0)  # an empty cell: none of that usage
+            return _ZERO  # an empty cell: none of that usage
         try:
             return _amount(cell, self.decimal_comma)
         except AmbiguousNumber:
@@ -370,19 +427,41 @@ class _Reader:
             raise _Problem(f"row {row.line}: {what} {cell!r} is not a number") from None
 
     def tokens(self, row: _Row, index: int | None, what: str) -> Decimal | None:
-        value = self.number(row, index, what)
-        if value is None:
+        if index is None:
             return None
+        cell = row.cells[index].strip()
+        if len(cell) <= _EXACT_DIGITS and _PLAIN_INTEGER.fullmatch(cell):
+            return Decimal(cell)  # most cells: a count, whole, positive, already quantized
+        value = self.number(row, index, what)
+        assert value is not None
         if value < 0 or value != value.to_integral_value():
             raise _Problem(f"row {row.line}: {what} {row.cell(index)!r} is not a token count")
-        return value.quantize(Decimal(1))  # `1234.0` and `1.2e3` are counts too
+        return value.quantize(_ONE)  # `1234.0` and `1.2e3` are counts too
 
     def money(self, row: _Row, index: int | None, what: str) -> Decimal:
+        if index is None:
+            return _ZERO
         value = self.number(row, index, what)
-        cell = row.cell(index)
+        cell = row.cells[index].strip()
         if _CURRENCY_SIGN.search(cell):
-            self.currencies.add(_currency(cell, row, what))
-        return value or Decimal(0)
+            self.currencies.add(self.currency(cell, row, what))
+        return value or _ZERO
+
+    def currency(self, cell: str, row: _Row, what: str) -> str:
+        """_currency(cell, row, what), read once per form of cell: the currency a cell names
+        does not depend on its digits (no symbol or code holds one), so `€12.50` and `€3.07`
+        are read as one form, `€0.00`."""
+        form = _DIGIT_RUNS.sub("0", cell)
+        code = self.currency_forms.get(form)
+        if code is None:
+            try:
+                code = parse_currency(form.upper()) or ""
+            except ValueError:
+                code = _SEVERAL
+            self.currency_forms[form] = code
+        if code and code != _SEVERAL:
+            return code
+        return _currency(cell, row, what)  # the refusal, in the row's own words
 
     def span(self, row: _Row, index: int) -> tuple[date, date]:
         cell = row.cell(index)
@@ -418,23 +497,39 @@ def _currency(cell: str, row: _Row, what: str) -> str:
 
 def _amount(cell: str, decimal_comma: bool | None) -> Decimal:
     """parse_amount(cell, decimal_comma), read directly for the plain forms that fill most
-    cells: parse_amount scans every cell for ~35 currency signs, too slow for 100,000 rows
-    within the parse's 10 s of CPU. Each shortcut gives exactly what parse_amount gives."""
-    if _PLAIN_INTEGER.fullmatch(cell):
-        return Decimal(cell)
+    cells, with or without one currency sign (`€12.50`, `0,0362 €`): parse_amount does far
+    more per cell, too slow for 100,000 rows within the parse's 10 s of CPU. Each shortcut
+    gives exactly what parse_amount gives."""
+    number = _sign_stripped(cell) or cell
+    if _PLAIN_INTEGER.fullmatch(number):
+        return Decimal(number)
     if decimal_comma is not None:
         mark = "," if decimal_comma else "."
-        match = _PLAIN_NUMBER.fullmatch(cell)
+        match = _PLAIN_NUMBER.fullmatch(number)
         if match and match["mark"] in (None, mark):
-            return Decimal(_SPACES.sub("", cell).replace(mark, "."))
+            return Decimal(_SPACES.sub("", number).replace(mark, "."))
     return parse_amount(cell, decimal_comma)
+
+
+def _sign_stripped(cell: str) -> str | None:
+    """The number of a cell holding one plain number and one currency sign before or after
+    it (`€12.50`, `0,0362 €`), as parse_amount strips the sign; None for any other cell."""
+    if cell[:1] in _SIGNS:
+        number = cell[1:].strip()
+    elif cell[-1:] in _SIGNS:
+        number = cell[:-1].strip()
+    else:
+        return None
+    if not _PLAIN_NUMBER.fullmatch(number) or _ZERO_LEAD.match(number):
+        return None
+    return number
 
 
 def _decimal_comma(cells: Iterable[str]) -> bool | None:
     """guess_decimal_comma over the distinct cells, voting directly for the plain forms."""
     votes: set[bool] = set()
     for cell in dict.fromkeys(cells):
-        match = _PLAIN_NUMBER.fullmatch(cell)
+        match = _PLAIN_NUMBER.fullmatch(_sign_stripped(cell) or cell)
         if match is None:
             vote = guess_decimal_comma([cell])
         elif match["mark"] is None or _ambiguous(match["integer"], match["fraction"]):
@@ -474,23 +569,14 @@ def _month(cell: str, row: _Row) -> tuple[date, date] | None:
 
 
 def _parts(row: _Row, columns: _Columns, reader: _Reader) -> list[_Part]:
-    """What one row says, per usage."""
+    """What one row says, per usage (the steps of _Columns.steps, in their order)."""
     if columns.usage is not None:
         return [_usage_row_part(row, columns, reader)]
     parts = []
-    for usage in USAGES:
-        if usage in columns.tokens or usage in columns.costs:
-            tokens = reader.tokens(row, columns.tokens.get(usage), f"{usage} tokens")
-            amount = reader.money(row, columns.costs.get(usage), f"{usage} cost")
-            parts.append(_Part(usage, None if tokens is None else "tokens", tokens, amount))
-    split_costs = any(usage in columns.costs for usage in USAGES)
-    split_tokens = any(usage in columns.tokens for usage in USAGES)
-    if not split_costs and (None in columns.costs or None in columns.tokens):
-        # A total-tokens column beside per-usage ones would count the tokens twice.
-        index = None if split_tokens else columns.tokens.get(None)
-        tokens = reader.tokens(row, index, "tokens")
-        amount = reader.money(row, columns.costs.get(None), "cost")
-        parts.append(_Part(None, None if tokens is None else "tokens", tokens, amount))
+    for step in columns.steps:
+        tokens = reader.tokens(row, step.tokens, step.tokens_what)
+        amount = reader.money(row, step.cost, step.cost_what)
+        parts.append(_Part(step.usage, None if tokens is None else "tokens", tokens, amount))
     return parts
 
 
@@ -572,7 +658,7 @@ def _split_totals(rows: Sequence[_Row], columns: _Columns) -> tuple[list[_Row], 
     data: list[_Row] = []
     totals: list[_Row] = []
     for row in rows:
-        first = next((cell.strip() for cell in row.cells if cell.strip()), "")
+        first = row.cells[0].strip() or next((c.strip() for c in row.cells if c.strip()), "")
         labelled = first[:1].isalpha() and _key(first) in _TOTAL_LABELS
         unnamed_last = row is rows[-1] and len(rows) > 1 and not row.cell(columns.model)
         (totals if labelled or unnamed_last else data).append(row)
@@ -585,16 +671,135 @@ def _add_up(
     """The period's sums per model and usage, and the first and last day the rows cover."""
     sums: dict[_Key, _Sum] = {}
     spans = []
+    if columns.usage is not None:  # a row per usage: its usage and unit are in the row
+        for row in rows:
+            spans.append(reader.span(row, columns.date))
+            match = _model(row, columns, known)
+            for part in _parts(row, columns, reader):
+                _sum(sums, match, row.cell(columns.model), part.usage, part.unit).add(part)
+        return sums, min(span[0] for span in spans), max(span[1] for span in spans)
+    # A row per model: _parts's steps, with the lines of each model cell found once (a step's
+    # usage and unit are the same on every row), in the order _parts would add them.
+    # Each step's tokens and cost, one value a row: columns whose every cell has a plain form
+    # are read whole (_token_column, _cost_column) and cannot fail; the others are read cell
+    # by cell as the loop asks for them, so in _parts's order (row, step, tokens then cost).
+    steps = columns.steps
+    values: list[tuple[Iterator[Decimal | None], Iterator[Decimal]]] = [
+        (
+            _token_column(rows, step.tokens)
+            or _cell_by_cell(rows, reader.tokens, step.tokens, step.tokens_what, None),
+            _cost_column(rows, step.cost, reader)
+            or _cell_by_cell(rows, reader.money, step.cost, step.cost_what, _ZERO),
+        )
+        for step in steps
+    ]
+    by_model: dict[str, list[_Sum]] = {}
     for row in rows:
         spans.append(reader.span(row, columns.date))
         match = _model(row, columns, known)
-        for part in _parts(row, columns, reader):
-            key = (match.model, match.model_id, match.category, part.usage, part.unit)
-            if key not in sums:
-                named = (row.cell(columns.model), part.usage or part.unit)
-                sums[key] = _Sum(" • ".join(filter(None, named)))
-            sums[key].add(part)
+        model = row.cells[columns.model].strip()
+        lines = by_model.get(model)
+        if lines is None:
+            lines = by_model[model] = [
+                _sum(sums, match, model, step.usage, None if step.tokens is None else "tokens")
+                for step in steps
+            ]
+        for line, (tokens, costs) in zip(lines, values, strict=True):
+            line.add_values(next(tokens), next(costs))
     return sums, min(span[0] for span in spans), max(span[1] for span in spans)
+
+
+_T = TypeVar("_T")
+
+
+def _cell_by_cell(
+    rows: Sequence[_Row],
+    read: Callable[[_Row, int | None, str], _T],
+    index: int | None,
+    what: str,
+    no_column: _T,
+) -> Iterator[_T]:
+    """read(row, index, what) for each row in turn, when asked; `no_column` (what `read`
+    gives without a column) on every row where there is no column."""
+    if index is None:
+        return repeat(no_column)
+    return (read(row, index, what) for row in rows)
+
+
+def _token_column(rows: Sequence[_Row], index: int | None) -> Iterator[Decimal] | None:
+    """What _Reader.tokens reads from each row's cell of the column, where every cell is
+    empty or a count of at most _EXACT_DIGITS digits (None otherwise): checked, stripped
+    and split once over the whole column, at C speed."""
+    text = _column_text(rows, index)
+    if text is None or _NOT_A_COUNT.search(text):
+        return None
+    return _decimals(text.split("\n"))
+
+
+def _cost_column(
+    rows: Sequence[_Row], index: int | None, reader: _Reader
+) -> Iterator[Decimal] | None:
+    """What _Reader.money reads from each row's cell of the column, where every cell is empty
+    or a number that _amount reads directly (plain, or with one currency sign before or after
+    it), noting the currencies of the signs; None otherwise."""
+    text = _column_text(rows, index)
+    if text is None or _not_a_plain_cost(reader.decimal_comma).search(text):
+        return None
+    signs = [sign for sign in _SIGN_CODES if sign in text]
+    if signs:
+        text = _SIGN_AND_SPACE.sub("", text)
+        reader.currencies.update(_SIGN_CODES[sign] for sign in signs)
+    text = _SPACES.sub("", text)
+    if reader.decimal_comma:
+        text = text.replace(",", ".")
+    # _Reader.money's `value or _ZERO`: every zero (`0.00`) is read as _ZERO
+    zeros = _ZERO_LINE.search(text) is not None
+    values = _decimals(text.split("\n"))
+    return (value or _ZERO for value in values) if zeros else values
+
+
+def _column_text(rows: Sequence[_Row], index: int | None) -> str | None:
+    """The column's stripped cells, one a line; None where it has no column or a cell holds
+    a line break."""
+    if index is None:
+        return None
+    text = "\n".join([row.cells[index].strip() for row in rows])
+    return text if text.count("\n") == len(rows) - 1 else None
+
+
+def _decimals(cells: list[str]) -> Iterator[Decimal]:
+    """Decimal of each cell, _ZERO for an empty one (as _Reader.number reads it)."""
+    if "" in cells:
+        return (Decimal(cell) if cell else _ZERO for cell in cells)
+    return map(Decimal, cells)
+
+
+@functools.cache
+def _not_a_plain_cost(decimal_comma: bool | None) -> re.Pattern[str]:
+    """A line that _amount would not read with its shortcuts, by the file's decimal mark:
+    without one, plain integers only; with one, _PLAIN_NUMBER with that mark; with a sign,
+    not `0 123` (see _sign_stripped). Empty lines are empty cells: read."""
+    if decimal_comma is None:
+        plain = signed = "[0-9]+"
+    else:
+        mark = re.escape("," if decimal_comma else ".")
+        plain = rf"(?:[0-9]+|[0-9]{{1,3}}(?:[ \u00a0\u202f][0-9]{{3}})+)(?:{mark}[0-9]+)?"
+        signed = rf"(?!0[ \u00a0\u202f]){plain}"
+    space = r"[^\S\n]*"
+    line = rf"(?:{plain}|[€$£]{space}{signed}|{signed}{space}[€$£])?"
+    return re.compile(rf"^(?!{line}$)", re.MULTILINE)
+
+
+def _sum(
+    sums: dict[_Key, _Sum], match: ModelMatch, model: str, usage: Usage | None, unit: str | None
+) -> _Sum:
+    """The line of one model, usage and unit, named after the first row's model cell."""
+    key = (match.model, match.model_id, match.category, usage, unit)
+    line = sums.get(key)
+    if line is None:
+        named = (model, usage or unit)
+        line = sums[key] = _Sum(" • ".join(filter(None, named)))
+    return line
 
 
 def _lines(sums: dict[_Key, _Sum]) -> list[Line]:
