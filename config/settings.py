@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,7 +53,36 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=300.0, gt=0)
     worker_idle_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # --- IMAP poller (RELIABILITY.md, IMAP): STAX_IMAP_URL above, and more in the TOML file
+    imap_mailboxes: tuple[str, ...] = ()  # imap_mailboxes = ["imaps://user:pass@host/INBOX"]
+    imap_processed_folder: str = Field(default="Processed", min_length=1)
+    imap_failed_folder: str = Field(default="Failed", min_length=1)  # quarantined imports
+    imap_start: Literal["all", "new"] = "all"  # first start: what is there, or from now on
+    imap_poll_seconds: float = Field(default=300, gt=0)  # the full poll, IDLE or not
+    imap_idle: bool = True  # where the server offers IDLE
+    imap_idle_seconds: float = Field(default=540, gt=0, le=600)  # servers drop IDLE at 29 min
+    imap_timeout_seconds: float = Field(default=60, gt=0)  # every socket call
+    imap_backoff_max_seconds: float = Field(default=300, gt=0)  # reconnect backoff cap
+    imap_lease_seconds: float = Field(default=120, gt=0)  # a poller's claim on a message
+    imap_ca_file: Path | None = None  # trust this CA (PEM) for imaps://, besides the system's
+    imap_pause_before_move_seconds: float = Field(default=0, ge=0)  # test hook: crash window
+
+    # --- scheduled jobs (issue 6)
+    sla_warn_fraction: float = Field(default=0.75, gt=0, lt=1)
+    sla_watch_seconds: float = Field(default=60, gt=0)
+    raw_retention_days: int = Field(default=90, ge=1)
+    fx_stale_days: int = Field(default=10, ge=1)
+
     log_level: str = "INFO"
+
+    @field_validator("imap_url", "imap_mailboxes")
+    @classmethod
+    def _check_imap_urls(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        for url in (value,) if isinstance(value, str) else value or ():
+            parts = urlsplit(url)
+            if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+                raise ValueError("an IMAP mailbox is imap[s]://user:pass@host[:port][/FOLDER]")
+        return value
 
     @model_validator(mode="after")
     def _derive_database_url(self) -> Settings:
@@ -64,6 +94,12 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def imap_urls(self) -> tuple[str, ...]:
+        """Every mailbox to poll: STAX_IMAP_URL, then the file's list, each once."""
+        urls = ((self.imap_url,) if self.imap_url else ()) + self.imap_mailboxes
+        return tuple(dict.fromkeys(urls))
 
     @classmethod
     def settings_customise_sources(

@@ -10,11 +10,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from config.settings import Settings
 from ingest.accept import Door
+from ingest.console import make_console
+from ingest.console_auth import check_console_binding
+from ingest.console_server import ConsoleServer, serve_console
 from ingest.dispatcher import Dispatcher
 from ingest.group_commit import GroupCommitter
+from ingest.imap_poller import poller_threads
+from ingest.jobs import Jobs, SchedulerLock, start_scheduler
 from ingest.pipeline import Pipeline
 from ingest.recipients import RecipientPolicy
 from ingest.replying import Replies
@@ -27,6 +33,7 @@ from ingest.steps import (
     ReadMessage,
     ScreenSubject,
 )
+from ingest.threads import AnswerWithoutFiles, RecognizeThread, conversation
 from ingest.verdict import Decide
 from ingest.worker import Worker, worker_name
 from notify.mailer import mailer_from_settings
@@ -76,9 +83,11 @@ def default_pipeline(services: Services) -> Pipeline:
         steps=(
             ReadMessage(),
             AuthenticateSender(s),
+            RecognizeThread(services.db),
             ScreenSubject(replies),
             IdentifyAccount(services.db, s, services.recipients),
             FindFiles(),
+            AnswerWithoutFiles(s),
             ReadDocuments(services.rates),
             Decide(services.db, replies, s.sla_calendar),
         )
@@ -107,7 +116,13 @@ class Service:
 
     def __init__(self, services: Services, pipeline: Pipeline) -> None:
         s = services.settings
+        check_console_binding(s)  # before anything starts: no open console on the network
         self.services = services
+        self._console_app = make_console(services, thread=conversation)
+        self.console: ConsoleServer | None = None
+        self._jobs = Jobs(services.db, s, rates=lambda: services.rates)
+        self._scheduler_lock = SchedulerLock(services.db, s.data_dir)
+        self._scheduler: BackgroundScheduler | None = None
         self._committer = GroupCommitter(services.door)
         self._handler = IntakeHandler(self._committer, services.recipients)
         self.listener = SmtpListener(
@@ -139,14 +154,22 @@ class Service:
             )
             for w in build_workers(services, pipeline)
         ]
+        # one IMAP poller per configured mailbox; they stop with the workers
+        self._threads += poller_threads(s, services.db, services.door, self._stop_workers)
 
     async def start(self) -> None:
         for thread in self._threads:
             thread.start()
         await self.listener.start()
+        s = self.services.settings
+        self.console = await serve_console(self._console_app, s.http_host, s.http_port)
+        if self._scheduler_lock.acquire():  # one process of several runs the jobs
+            self._scheduler = start_scheduler(self._jobs, s)
         log.info(
             "ready",
             smtp_port=self.listener.port,
+            http_port=self.console.port,
+            scheduler=self._scheduler is not None,
             workers=len(self._threads),
             database=self.services.db.url.render_as_string(hide_password=True),
         )
@@ -157,6 +180,11 @@ class Service:
         loop = asyncio.get_running_loop()
         log.info("stopping: no new sessions; finishing in-flight work")
         await self.listener.stop()
+        if self.console is not None:
+            await self.console.stop()
+        if self._scheduler is not None:
+            await loop.run_in_executor(None, self._scheduler.shutdown)
+        self._scheduler_lock.release()
         await loop.run_in_executor(None, self._committer.close)
         self._stop_workers.set()
         self.services.work_waiting.set()

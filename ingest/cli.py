@@ -16,8 +16,9 @@ from ingest import account_commands, ops_actions
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline, serve
 from ingest.offline_commands import load_fx, parse_files
+from ingest.threads import conversation, resolve_import
 from ingest.usage import UsageError
-from ingest.views import detail_text, import_detail, queue_entry, queue_table
+from ingest.views import detail_text, import_detail, iso, queue_entry, queue_table
 from store.db import open_database
 from store.documents import attachments_of_import, documents_of_import
 from store.migrate import upgrade
@@ -108,6 +109,31 @@ def _cmd_reject(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_thread(settings: Settings, args: argparse.Namespace) -> int:
+    services = bootstrap(settings)
+    with services.db.read() as session:
+        import_id = resolve_import(session, args.key)
+        if import_id is None:
+            raise UsageError(
+                f"no import or message {args.key}",
+                "give an import id or a Message-ID in <angle brackets>",
+            )
+        entries = conversation(session, import_id)
+    if args.json:
+        for entry in entries:
+            entry["at"] = iso(entry["at"])
+        _print_json({"import": import_id, "thread": entries})
+        return 0
+    for e in entries:
+        who = e.get("from") or e.get("to") or "-"
+        what = e.get("subject") or e.get("note") or ""
+        print(
+            f"{iso(e['at'])}  {e['kind']:<15} import {e['import_id']:<5} {e['status']:<10} "
+            f"{who}  {what}"
+        )
+    return 0
+
+
 def _cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
@@ -176,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     rejecting.add_argument("id", type=_import_id, metavar="ID")
     rejecting.add_argument("--reason", required=True, metavar="TEXT")
     rejecting.set_defaults(run=_cmd_reject)
+
+    thread = commands.add_parser("thread", help="support: the whole conversation of an import")
+    thread.add_argument("key", metavar="ID-or-Message-ID")
+    thread.add_argument("--json", action="store_true")
+    thread.set_defaults(run=_cmd_thread)
 
     accounts = commands.add_parser("accounts", help="customer accounts and their senders")
     account_commands_ = accounts.add_subparsers(

@@ -9,13 +9,25 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from ingest import metrics
 from notify.mailer import Mailer, PermanentDeliveryError, TransientDeliveryError
 from store.db import Database
+from store.models import Import, OutboxMessage
 from store.outbox import due_mail, mark_failed, mark_sent
 from store.types import utcnow
 
 log = structlog.get_logger()
+
+
+def _observe_reply_latency(session: Session, mail: OutboxMessage) -> None:
+    if mail.purpose != "reply" or mail.import_id is None or mail.sent_at is None:
+        return
+    received = session.scalar(select(Import.received_at).where(Import.id == mail.import_id))
+    if received is not None:
+        metrics.observe_reply((mail.sent_at - received).total_seconds())
 
 
 class Dispatcher:
@@ -47,6 +59,7 @@ class Dispatcher:
                     )
                     continue
                 mark_sent(mail, delivery, self._clock())
+                _observe_reply_latency(session, mail)
                 log.info(
                     "reply sent", import_id=mail.import_id, to=mail.to_address, delivery=delivery
                 )

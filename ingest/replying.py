@@ -29,6 +29,10 @@ ContextBuilder = Callable[[Session], dict[str, Any]]
 
 
 class Replies:
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
         self._settings = settings
         self._clock = clock
@@ -137,6 +141,8 @@ class Replies:
     ) -> str | None:
         if to is None:
             return "the sender is not authenticated: no reply (no backscatter)"
+        if facts.thread_of is not None:
+            return f"an answer on the thread of import {facts.thread_of}: support answers"
         refusal = auto_reply_refusal(facts.message, context.envelope_from, self._own)
         if refusal is not None:
             return refusal

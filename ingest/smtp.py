@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -10,6 +11,7 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
+from ingest import metrics
 from ingest.accept import Envelope, Incoming
 from ingest.group_commit import GroupCommitter
 from ingest.recipients import RecipientPolicy
@@ -123,8 +125,10 @@ class IntakeHandler:
             raw, "smtp", Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos))
         )
         self.in_flight += 1
+        started = time.monotonic()
         try:
             accepted = await self._committer.submit(incoming)
+            metrics.observe_intake(time.monotonic() - started)
         except Exception:
             log.exception("could not store a message; answered 451")
             return TEMPORARY_FAILURE

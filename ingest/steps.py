@@ -10,7 +10,10 @@ from email import message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses
 
+from sqlalchemy import update
+
 from config.settings import Settings
+from ingest import metrics
 from ingest.pipeline import ImportContext, Outcome
 from ingest.recipients import RecipientPolicy
 from ingest.replying import Replies
@@ -23,6 +26,7 @@ from parsers.registry import convert_to_usd
 from parsers.sandbox import parse_in_child
 from store.accounts import account_for_token, accounts_for_sender
 from store.db import Database
+from store.models import Import
 from store.states import Status
 
 _IMPORT_SUBJECT = re.compile(r"mistral\s*import", re.IGNORECASE)
@@ -53,6 +57,7 @@ class Facts:
     personal_address: str | None = None
     extracted: Extracted | None = None
     files: list[FileRead] = field(default_factory=list)
+    thread_of: int | None = None  # an answer on this import's thread
 
 
 def facts_of(context: ImportContext) -> Facts:
@@ -96,8 +101,8 @@ class ScreenSubject:
 
     def __call__(self, context: ImportContext) -> Outcome | None:
         facts = facts_of(context)
-        if _IMPORT_SUBJECT.search(facts.original.display_subject):
-            return None
+        if facts.thread_of is not None or _IMPORT_SUBJECT.search(facts.original.display_subject):
+            return None  # an answer on a thread is never screened out
         reason = 'the subject does not say "Mistral import"'
         return Outcome(
             Status.REJECTED,
@@ -143,6 +148,12 @@ class IdentifyAccount:
                 f"accounts ({names}): a person must choose",
             )
         facts.account_id, facts.account_name = candidates[0].id, candidates[0].name
+        with self._db.write() as session:  # ops see whose import it is from now on
+            session.execute(
+                update(Import)
+                .where(Import.id == context.import_id)
+                .values(account_id=candidates[0].id)
+            )
         local, _, domain = s.import_address.partition("@")
         facts.personal_address = f"{local}+{candidates[0].token}@{domain}"
         return None
@@ -190,6 +201,7 @@ class ReadDocuments:
                 read.documents = parse_in_child(attachment.name, attachment.data)
             except Refused as refusal:
                 read.refusal = refusal.reason
+                metrics.count_parse_failure(refusal.reason)
             convert_to_usd(read.documents, self._rates)
             facts.files.append(read)
         return None

@@ -19,9 +19,16 @@ from ingest.pipeline import ImportContext, Outcome
 from ingest.replying import Replies
 from ingest.sla import sla_due
 from ingest.steps import Facts, FileRead, facts_of
+from ingest.threads import forward_to_support
 from parsers.base import Document
 from store.db import Database
-from store.documents import find_known, replace_document, store_attachment, store_document
+from store.documents import (
+    clear_attachments,
+    find_known,
+    replace_document,
+    store_attachment,
+    store_document,
+)
 from store.reports import spend_report
 from store.states import Status
 
@@ -65,6 +72,8 @@ class Decide:
             return self._reply_values(session, context, facts, plan, status, reason)
 
         effects = self._replies.effects(context, facts, status, status.value, reply_values, store)
+        if facts.thread_of is not None:  # an answer on a thread: support hears of it too
+            effects = forward_to_support(self._replies.settings, context, then=effects)
         return Outcome(status, reason, effects)
 
     def _reply_values(
@@ -131,6 +140,7 @@ def _plan(session: Session, facts: Facts, released: bool = False) -> Plan:
 
 def _store(session: Session, import_id: int, facts: Facts, plan: Plan, status: Status) -> None:
     assert facts.account_id is not None and facts.extracted is not None
+    clear_attachments(session, import_id)  # a re-run (after a release) lists them anew
     attachment_ids: dict[str, int] = {}
     for read in facts.files:
         outcome = _file_outcome(read, plan, status)

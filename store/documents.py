@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from parsers.base import Document as ParsedDocument
@@ -135,3 +135,7 @@ def replace_document(session: Session, document_id: int) -> None:
     if document is not None:
         session.delete(document)
         session.flush()
+
+
+def clear_attachments(session: Session, import_id: int) -> None:
+    session.execute(delete(Attachment).where(Attachment.import_id == import_id))

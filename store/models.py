@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 models: inbound mail, imports and their events, accounts, documents, outbox."""
+"""SQLAlchemy 2 models: inbound mail, imports and their events, accounts, documents, outbox,
+IMAP mailboxes and their ledger."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     ForeignKey,
     Index,
@@ -95,6 +97,10 @@ class Import(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a customer's answer on a confirmation thread: the import whose reply it answers
+    thread_of: Mapped[int | None] = mapped_column(
+        ForeignKey("imports.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     inbound: Mapped[InboundMessage] = relationship(back_populates="import_")
     account: Mapped[Account | None] = relationship()
@@ -218,3 +224,47 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ImapMailbox(Base):
+    """Where the poller stands in one IMAP folder (UIDVALIDITY, last UID seen), and how its
+    last contact with the server went, for the ops alerts."""
+
+    __tablename__ = "imap_mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)  # user@host/FOLDER, no secret
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # every UID up to this one has a ledger row, or was there before an `imap_start = "new"`
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, since the last success
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImapMessage(Base):
+    """The IMAP ledger: one row per message found in a folder, keyed by (mailbox, UIDVALIDITY,
+    UID), with the import it became and whether it has been moved out of the folder."""
+
+    __tablename__ = "imap_messages"
+    __table_args__ = (
+        # two pollers on one mailbox share one row per message, never two
+        UniqueConstraint("mailbox_id", "uidvalidity", "uid", name="uq_imap_message_uid"),
+        Index("ix_imap_messages_open", "mailbox_id", "uidvalidity", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("imap_mailboxes.id", ondelete="CASCADE"))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10))  # found | stored | moved | vanished
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
+    moved_to: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed tries to store it
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # the last failure, or why
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

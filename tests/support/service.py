@@ -29,6 +29,7 @@ def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Setting
         "data_dir": data_dir,
         "database_url": database_url,
         "smtp_port": 0,
+        "http_port": 0,
         "worker_idle_poll_seconds": 0.1,
         "retry_backoff_seconds": 0,
     }
@@ -59,12 +60,17 @@ class InProcessService:
     def port(self) -> int:
         return self._service.listener.port
 
+    @property
+    def console_port(self) -> int:
+        assert self._service.console is not None
+        return self._service.console.port
+
 
 class ChildService:
     """`stax-import serve` in a child process, configured by environment variables."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = {**os.environ, **env}
+        self.env = {"STAX_HTTP_PORT": str(free_port()), **os.environ, **env}
         self.port = int(env["STAX_SMTP_PORT"])
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
