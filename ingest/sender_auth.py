@@ -18,7 +18,10 @@ import dkim
 
 DnsLookup = Callable[..., bytes | None]
 
-_RESULT = re.compile(r"\b(dmarc|dkim)\s*=\s*(\w+)([^;]*)", re.IGNORECASE)
+# A result is the start of a `;`-separated resinfo (RFC 8601), never text inside a property
+# value such as smtp.mailfrom=dmarc=pass@evil.example, which the sender chose.
+_RESULT = re.compile(r"^\s*(dmarc|dkim)\s*=\s*(\w+)(.*)$", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"\([^()]*\)")
 _HEADER_D = re.compile(r"header\.d\s*=\s*([\w.-]+)", re.IGNORECASE)
 
 
@@ -74,7 +77,7 @@ def _by_authentication_results(
         return SenderCheck(address, False, f"no Authentication-Results from {authserv_id}")
     # Our MTA prepends its header, so the first one is its own; a later one claiming the
     # same id came with the message and is ignored (RFC 8601 section 5).
-    for method, result, rest in _RESULT.findall(ours[0]):
+    for method, result, rest in _results(ours[0]):
         if result.lower() != "pass":
             continue
         if method.lower() == "dmarc":
@@ -97,3 +100,13 @@ def _by_dkim(raw: bytes, address: str, domain: str, dns: DnsLookup | None) -> Se
     if not aligned(signer, domain):
         return SenderCheck(address, False, f"DKIM signed by {signer}, not aligned with {domain}")
     return SenderCheck(address, True, f"DKIM pass for {signer}")
+
+
+def _results(header: str) -> list[tuple[str, str, str]]:
+    resinfos = _COMMENT.sub(" ", header).split(";")[1:]  # [0] is the authserv-id
+    found = []
+    for resinfo in resinfos:
+        match = _RESULT.match(resinfo)
+        if match:
+            found.append((match.group(1), match.group(2), match.group(3)))
+    return found

@@ -227,11 +227,6 @@ def test_each_answered_import_gets_exactly_one_message_at_the_relay(
                 "dkim=none; dmarc=fail header.from=acme.example"
             ],
             id="pass-inside-a-property-value",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="ingest/sender_auth.py finds `dmarc=pass` anywhere in the header, "
-                "also inside the smtp.mailfrom value that the sender chose",
-            ),
         ),
     ],
 )

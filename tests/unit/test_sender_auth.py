@@ -205,12 +205,6 @@ def test_authres_without_stax_authserv_id_trusts_nothing(authserv_id: str | None
     assert "STAX_AUTHSERV_ID" in result.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/sender_auth.py scans the whole header text for `dmarc=pass`, so a "
-    "property value or comment that contains it counts as a result (RFC 8601 resinfo "
-    "is method=result, then properties)",
-)
 def test_authres_a_result_written_inside_a_property_value_does_not_count() -> None:
     # The envelope sender is the sender's to choose, and `=` is allowed in a local part:
     # our MTA writes it back as smtp.mailfrom, before the DMARC verdict it reached.
@@ -218,6 +212,11 @@ def test_authres_a_result_written_inside_a_property_value_does_not_count() -> No
         f"{AUTHSERV_ID}; spf=pass smtp.mailfrom=dmarc=pass@evil.example; "
         "dkim=none; dmarc=fail header.from=acme.example"
     )
+    assert not check(raw_mail(header), "authres").authenticated
+
+
+def test_authres_a_result_inside_a_comment_does_not_count() -> None:
+    header = ar(f"{AUTHSERV_ID}; dkim=none (dmarc=pass is what they wished); dmarc=fail")
     assert not check(raw_mail(header), "authres").authenticated
 
 
