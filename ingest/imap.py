@@ -118,7 +118,8 @@ class ImapSession:
         self._client.add_flags([uid], [b"\\Deleted"], silent=True)
         if self._client.has_capability("UIDPLUS"):
             self._client.uid_expunge([uid])
-        # without UIDPLUS the copy stays marked deleted: the ledger knows it is done
+        # without UIDPLUS the original stays, marked \Deleted, for the person's own expunge;
+        # the ledger knows it has been moved
 
     def can_move(self) -> bool:
         return bool(self._client.has_capability("MOVE"))
