@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     sla_watch_seconds: float = Field(default=60, gt=0)
     raw_retention_days: int = Field(default=90, ge=1)
     fx_stale_days: int = Field(default=10, ge=1)
+    mailbox_down_minutes: float = Field(default=15, gt=0)
 
     log_level: str = "INFO"
 

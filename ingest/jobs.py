@@ -22,7 +22,7 @@ from ingest.alerts import alert_once
 from ingest.sla import sla_due
 from parsers.fx import Rates
 from store.db import Database
-from store.models import Import, InboundMessage
+from store.models import ImapMailbox, Import, InboundMessage
 from store.states import FINAL, Status
 from store.types import utcnow
 
@@ -120,6 +120,35 @@ class Jobs:
             )
         return True
 
+    def check_mailboxes(self) -> list[str]:
+        """Alert (once a day per mailbox) when a mailbox has been unreachable for longer
+        than `mailbox_down_minutes`: its last error is newer than its last success."""
+        now = self._clock()
+        limit = timedelta(minutes=self._settings.mailbox_down_minutes)
+        down: list[str] = []
+        with self._db.write() as session:
+            for mailbox in session.scalars(select(ImapMailbox)).all():
+                if mailbox.last_error_at is None:
+                    continue
+                if mailbox.last_success_at and mailbox.last_success_at >= mailbox.last_error_at:
+                    continue
+                since = mailbox.last_success_at or mailbox.updated_at
+                if now - since < limit:
+                    continue
+                down.append(mailbox.name)
+                alert_once(
+                    session,
+                    kind=f"mailbox-down:{mailbox.id}",
+                    subject=f"mailbox {mailbox.name} unreachable since {since:%H:%M} UTC",
+                    body=f"The IMAP mailbox {mailbox.name} has not answered since "
+                    f"{since.isoformat()}.\nLast error: {mailbox.last_error}\n",
+                    to=self._settings.ops_address,
+                    sender=self._settings.import_address,
+                    now=now,
+                    quiet_for=timedelta(days=1),
+                )
+        return down
+
     def _alert(
         self,
         session: Any,
@@ -199,5 +228,6 @@ def start_scheduler(jobs: Jobs, settings: Settings) -> BackgroundScheduler:
     )
     scheduler.add_job(jobs.purge_raw_mail, "interval", hours=6, id="purge-raw", **every)
     scheduler.add_job(jobs.check_rates, "interval", hours=6, id="fx-staleness", **every)
+    scheduler.add_job(jobs.check_mailboxes, "interval", minutes=1, id="mailbox-health", **every)
     scheduler.start()
     return scheduler

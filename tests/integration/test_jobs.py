@@ -108,3 +108,22 @@ def test_one_process_of_several_holds_the_scheduler(db: Database, tmp_path: Path
     first.release()
     assert second.acquire()
     second.release()
+
+
+def test_a_mailbox_unreachable_for_15_minutes_raises_one_alert(
+    db: Database, tmp_path: Path
+) -> None:
+    from store.mailboxes import mailbox_id, record_error, record_success
+
+    name = "importer@127.0.0.1/INBOX"
+    box = mailbox_id(db, name)
+    ok_at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    record_success(db, box, at=ok_at)
+    record_error(db, name, "connection refused", at=ok_at + timedelta(minutes=1))
+    assert jobs_at(db, tmp_path, ok_at + timedelta(minutes=10)).check_mailboxes() == []
+    later = ok_at + timedelta(minutes=16)
+    assert jobs_at(db, tmp_path, later).check_mailboxes() == [name]
+    jobs_at(db, tmp_path, later + timedelta(minutes=5)).check_mailboxes()
+    assert alerts(db) == [(f"mailbox-down:{box}", None)]  # once, not every minute
+    record_success(db, box, at=later + timedelta(minutes=6))
+    assert jobs_at(db, tmp_path, later + timedelta(minutes=7)).check_mailboxes() == []
