@@ -220,6 +220,35 @@ def test_authres_a_result_inside_a_comment_does_not_count() -> None:
     assert not check(raw_mail(header), "authres").authenticated
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="ingest/sender_auth.py splits the header on every `;`, also inside a quoted "
+    "property value (RFC 8601 pvalue may be a quoted-string), so the rest of the value "
+    "reads as a resinfo of its own",
+)
+def test_authres_a_semicolon_inside_a_quoted_value_starts_no_result() -> None:
+    # MAIL FROM:<"x;dmarc=pass"@evil.example> is a valid envelope sender.
+    header = ar(
+        f'{AUTHSERV_ID}; spf=pass smtp.mailfrom="x;dmarc=pass"@evil.example; '
+        "dkim=none; dmarc=fail header.from=acme.example"
+    )
+    assert not check(raw_mail(header), "authres").authenticated
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ingest/sender_auth.py takes the first `header.d=` anywhere in the resinfo, also "
+    "inside the header.i value, which the signer chose",
+)
+def test_authres_header_d_is_read_only_as_a_property_of_its_own() -> None:
+    # A valid DKIM signature of evil.example whose i= tag has a local part of its choosing.
+    header = ar(
+        f'{AUTHSERV_ID}; dkim=pass header.i="header.d=acme.example"@evil.example '
+        "header.d=evil.example; dmarc=fail header.from=acme.example"
+    )
+    assert not check(raw_mail(header), "authres").authenticated
+
+
 def test_aligned_is_relaxed_alignment() -> None:
     assert aligned("acme.example", "acme.example")
     assert aligned("acme.example.", "ACME.example")
