@@ -53,6 +53,11 @@ class MailboxAddress:
         return f"{self.user}@{self.host.lower()}/{self.folder}"
 
 
+class MoveFailed(IMAPClientError):  # type: ignore[misc]
+    """The server said OK to a move, yet the message is still there: the connection is in
+    doubt, so the poller reconnects and tries again."""
+
+
 @dataclass(frozen=True)
 class Selected:
     uidvalidity: int
@@ -107,19 +112,34 @@ class ImapSession:
         data = response.get(uid)
         return None if data is None else cast(bytes, data[b"BODY[]"])
 
-    def move(self, uid: int, folder: str) -> None:
-        """UID MOVE where the server has it; else COPY, \\Deleted and UID EXPUNGE of this one
-        UID, never a bare EXPUNGE (it would also remove mail a person marked deleted)."""
+    def move(self, uid: int, folder: str) -> bool:
+        """Move one message; False when it had already left the folder (a person moved or
+        deleted it). UID MOVE where the server has it; else COPY, \\Deleted and UID EXPUNGE
+        of this one UID, never a bare EXPUNGE (it would also remove mail a person marked
+        deleted).
+
+        A UID this connection has not been told of yet (another connection stored it while
+        this one sat in IDLE) is skipped by MOVE and COPY with a plain OK (Dovecot does so):
+        a NOOP first brings the connection's view up to date (a SEARCH would still answer
+        from the old one), and a SEARCH after proves the message left, so "moved" is never
+        recorded for mail still in the folder."""
         self._ensure_folder(folder)
+        self._client.noop()
+        if not self.present([uid]):
+            return False
         if self.can_move():
             self._client.move([uid], folder)
-            return
-        self._client.copy([uid], folder)
-        self._client.add_flags([uid], [b"\\Deleted"], silent=True)
-        if self._client.has_capability("UIDPLUS"):
+        else:
+            self._client.copy([uid], folder)
+            self._client.add_flags([uid], [b"\\Deleted"], silent=True)
+            if not self._client.has_capability("UIDPLUS"):
+                # the original stays, marked \\Deleted, for the person's own expunge; the
+                # ledger knows it has been moved
+                return True
             self._client.uid_expunge([uid])
-        # without UIDPLUS the original stays, marked \Deleted, for the person's own expunge;
-        # the ledger knows it has been moved
+        if self.present([uid]):
+            raise MoveFailed(f"UID {uid} is still in {self.address.folder} after the move")
+        return True
 
     def can_move(self) -> bool:
         return bool(self._client.has_capability("MOVE"))

@@ -156,7 +156,10 @@ class MailboxIntake:
                 )
                 if self._stop.wait(self._rules.pause_before_move):
                     return
-            session.move(entry.uid, folder)
+            if not session.move(entry.uid, folder):
+                mailboxes.record_vanished(self._db, [entry.id])
+                log.info("gone from the folder before we moved it", uid=entry.uid)
+                continue
             mailboxes.record_moved(self._db, entry.id, folder)
             log.info("moved", uid=entry.uid, import_id=entry.import_id, folder=folder)
 
@@ -166,6 +169,8 @@ class MailboxIntake:
     def _move_unstored(self, session: ImapSession, entry: Entry, size: int) -> None:
         """Over the size limit: never stored, so never deleted; moved aside for a person."""
         note = f"{size} bytes, over the {self._rules.max_message_bytes}-byte limit"
-        session.move(entry.uid, self._rules.failed_folder)
+        if not session.move(entry.uid, self._rules.failed_folder):
+            mailboxes.record_vanished(self._db, [entry.id])
+            return
         mailboxes.record_moved(self._db, entry.id, self._rules.failed_folder, note=note)
         log.warning("too large to import: moved aside", uid=entry.uid, size=size)

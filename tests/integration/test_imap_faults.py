@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from ingest.accept import Accepted, Door, Envelope
 from store.db import Database
-from store.models import ImapMailbox
+from store.models import ImapMailbox, Import
 from support.dovecot import Dovecot, Mailbox, running_dovecot
 from support.imap_store import all_moved, eventually, health, message_ids, rows, stored
 from support.mail import IMPORT_ADDRESS, deliver, message
@@ -104,10 +105,10 @@ def test_a_kill_between_commit_and_move_leaves_the_move_for_next_time(
     # the service again, in this process, on the same data; its door counts what it is given
     second = in_process(database_url, tmp_path, url, imap_lease_seconds=2)
     given = _count_calls(second.services.door)
+    db = second.services.db
+    assert stored(db).imports == 2  # committed...
+    assert len(mailbox.messages("INBOX")) == 2  # ...but not moved (before `second` starts)
     with second:
-        db = second.services.db
-        assert stored(db).imports == 2  # committed...
-        assert len(mailbox.messages("INBOX")) == 2  # ...but not moved
         eventually(lambda: mailbox.count("Processed") == 2, what="the moves")
         eventually(lambda: all_moved(db, url, 2), what="the moves recorded")
         state = stored(db)
@@ -136,7 +137,11 @@ def test_two_pollers_on_one_mailbox_import_each_message_once(
             eventually(lambda: _connected(svc.services.db, url), what="both pollers")
             # a burst while both are in IDLE: both are told of each message at once
             mailbox.append_many([message(n) for n in arriving])
-            eventually(lambda: mailbox.count("Processed") == 24, timeout=30, what="moves")
+            try:
+                eventually(lambda: mailbox.count("Processed") == 24, timeout=30, what="moves")
+            except AssertionError:
+                _explain(svc.services.db, url, log, mailbox)
+                raise
             eventually(lambda: all_moved(svc.services.db, url, 24), what="the moves recorded")
             state = stored(svc.services.db)
             entries = rows(svc.services.db, url)
@@ -151,6 +156,26 @@ def test_two_pollers_on_one_mailbox_import_each_message_once(
     assert mailbox.messages("INBOX") == []
     by_child = Counter(e["event"] for e in events(log))["stored from IMAP"]
     print(f"\nstored: {by_child} by the child, {len(given)} by this process")
+
+
+def _explain(db: Database, url: str, log: Path, mailbox: Mailbox) -> None:
+    """What a failure report needs from both processes: the server's folders, the ledger,
+    the imports, the child's last log lines (pytest captures the in-process log already)."""
+    for folder in ("INBOX", "Processed"):
+        ids = message_ids(mailbox.messages(folder))
+        print(f"{folder}: {mailbox.count(folder)} messages, {len(ids)} fetched: {sorted(ids)}")
+    server_log = mailbox.server.dir / "dovecot.log"
+    if server_log.exists():
+        print("dovecot.log, last 40 lines:")
+        print("\n".join(server_log.read_text(errors="replace").splitlines()[-40:]))
+    print("ledger (uid status import claimed_by claimed_until note):")
+    for e in rows(db, url):
+        print(f"  {e.uid} {e.status} {e.import_id} {e.claimed_by} {e.claimed_until} {e.note}")
+    with db.read() as session:
+        for i in session.scalars(select(Import).order_by(Import.id)):
+            print(f"  import {i.id} {i.status} attempts={i.attempts} lease={i.lease_until}")
+    print("the child's log, last 80 lines:")
+    print("\n".join(log.read_text(errors="replace").splitlines()[-80:]))
 
 
 def _count_calls(door: Door) -> list[bytes]:

@@ -272,6 +272,30 @@ def test_a_message_the_door_could_not_store_is_tried_again(
     assert entry.attempts == 1 and entry.note is not None and "database is away" in entry.note
 
 
+@pytest.mark.parametrize("with_move", [True, False], ids=["MOVE", "COPY+EXPUNGE"])
+def test_a_message_another_connection_stored_is_really_moved(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, with_move: bool
+) -> None:
+    """Two pollers: one stores a message the other's connection has not been told of yet
+    (it sat in IDLE); the other moves it once decided. Dovecot answers OK to a MOVE of such
+    a UID and leaves the message where it was: the move must happen all the same."""
+    if not with_move:
+        monkeypatch.setattr(ImapSession, "can_move", lambda self: False)
+    mailbox.append(message(1))
+    session = ImapSession(MailboxAddress.parse(mailbox.url()), 5, None)
+    try:
+        session.select()
+        mailbox.append(message(2))  # UID 2: this connection has not seen it
+        assert session.move(2, "Processed") is True
+        assert message_ids(mailbox.messages("Processed")) == ["<test-2@customer.example>"]
+        assert message_ids(mailbox.messages("INBOX")) == ["<test-1@customer.example>"]
+        # a message already gone (a person moved it) is said to be gone, not moved
+        assert session.move(2, "Processed") is False
+        assert mailbox.count("Processed") == 1
+    finally:
+        session.close()
+
+
 def test_without_move_only_our_own_uids_are_expunged(
     sqlite_url: str, tmp_path: Path, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
