@@ -13,16 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
+from typing import Any
 
+import authres
 import dkim
 
 DnsLookup = Callable[..., bytes | None]
 
-# A result is the start of a `;`-separated resinfo (RFC 8601), never text inside a property
-# value such as smtp.mailfrom=dmarc=pass@evil.example, which the sender chose.
-_RESULT = re.compile(r"^\s*(dmarc|dkim)\s*=\s*(\w+)(.*)$", re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"\([^()]*\)")
-_HEADER_D = re.compile(r"header\.d\s*=\s*([\w.-]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -71,21 +69,43 @@ def _by_authentication_results(
     ours = [
         str(h)
         for h in message.get_all("Authentication-Results", [])
-        if str(h).strip().split(";")[0].split()[0:1] == [authserv_id]
+        if _claimed_id(str(h)) == authserv_id.lower()
     ]
     if not ours:
         return SenderCheck(address, False, f"no Authentication-Results from {authserv_id}")
     # Our MTA prepends its header, so the first one is its own; a later one claiming the
-    # same id came with the message and is ignored (RFC 8601 section 5).
-    for method, result, rest in _results(ours[0]):
-        if result.lower() != "pass":
+    # same id came with the message and is ignored (RFC 8601 section 5). The authres
+    # parser reads quoted values and comments as RFC 8601 says, so that nothing the sender
+    # chose (a quoted local part with `;` in it, a header.i) reads as a result or a signer.
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(ours[0])
+    except authres.AuthResError as exc:
+        return SenderCheck(address, False, f"the Authentication-Results could not be read: {exc}")
+    for result in header.results:
+        if str(result.result).lower() != "pass":
             continue
-        if method.lower() == "dmarc":
+        method = str(result.method).lower()
+        # DMARC is about the From domain; a pass said of another one is not this message's
+        judged = _property(result, "header", "from")
+        if method == "dmarc" and (judged is None or judged.lower().rstrip(".") == domain):
             return SenderCheck(address, True, "DMARC pass")
-        signer = _HEADER_D.search(rest)
-        if signer and aligned(signer.group(1), domain):
-            return SenderCheck(address, True, f"DKIM pass for {signer.group(1)}")
+        signer = _property(result, "header", "d") if method == "dkim" else None
+        if signer and aligned(signer, domain):
+            return SenderCheck(address, True, f"DKIM pass for {signer}")
     return SenderCheck(address, False, f"neither DMARC nor an aligned DKIM passed for {domain}")
+
+
+def _claimed_id(header: str) -> str:
+    """The authserv-id a header names: its first word (a version number may follow)."""
+    first = _COMMENT.sub(" ", header).split(";", 1)[0].split()
+    return first[0].lower() if first else ""
+
+
+def _property(result: Any, ptype: str, name: str) -> str | None:
+    for prop in result.properties:
+        if str(prop.type).lower() == ptype and str(prop.name).lower() == name:
+            return str(prop.value)
+    return None
 
 
 def _by_dkim(raw: bytes, address: str, domain: str, dns: DnsLookup | None) -> SenderCheck:
@@ -100,13 +120,3 @@ def _by_dkim(raw: bytes, address: str, domain: str, dns: DnsLookup | None) -> Se
     if not aligned(signer, domain):
         return SenderCheck(address, False, f"DKIM signed by {signer}, not aligned with {domain}")
     return SenderCheck(address, True, f"DKIM pass for {signer}")
-
-
-def _results(header: str) -> list[tuple[str, str, str]]:
-    resinfos = _COMMENT.sub(" ", header).split(";")[1:]  # [0] is the authserv-id
-    found = []
-    for resinfo in resinfos:
-        match = _RESULT.match(resinfo)
-        if match:
-            found.append((match.group(1), match.group(2), match.group(3)))
-    return found
