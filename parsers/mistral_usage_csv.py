@@ -107,17 +107,16 @@ _MONTH_NUMERIC = (
 _MONTH_NAMED = re.compile(r"[a-z\u00e0-\u00ff]+\.?[\s\-/]+\d{4}")
 _SEP_HINT = re.compile(r'"?sep=(?P<delimiter>.)"?', re.IGNORECASE)
 _PLAIN_INTEGER = re.compile(r"[0-9]+")
-# Digits, thousands grouped by spaces only (the one separator parse_amount never doubts), then
-# at most one decimal mark.
+# Digits, thousands grouped by spaces only (the one separator parse_amount never doubts; the
+# first group not 0, as `0 123` is a typo parse_amount refuses), then at most one decimal mark.
 _PLAIN_NUMBER = re.compile(
-    r"(?P<integer>[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+)"
+    r"(?P<integer>[0-9]+|[1-9][0-9]{0,2}(?:[ \u00a0\u202f][0-9]{3})+)"
     r"(?:(?P<mark>[.,])(?P<fraction>[0-9]+))?"
 )
 _CURRENCY_SIGN = re.compile(r"[^\W\d_]|[€$£]")  # a letter or a symbol: a currency is named
 _SPACES = re.compile(r"[ \u00a0\u202f]")
 _DIGIT_RUNS = re.compile(r"[0-9]+")
 _SIGNS = frozenset("€$£")  # the currency signs a cost cell may carry before or after its number
-_ZERO_LEAD = re.compile(r"0[ \u00a0\u202f]")  # `0 123`: thousands that parse_amount refuses
 _SEVERAL = "several"  # a cell form that names several currencies
 _SIGN_CODES = {sign: code for sign in sorted(_SIGNS) if (code := parse_currency(sign))}
 assert len(_SIGN_CODES) == len(_SIGNS)  # € EUR, $ USD, £ GBP
@@ -520,7 +519,7 @@ def _sign_stripped(cell: str) -> str | None:
         number = cell[:-1].strip()
     else:
         return None
-    if not _PLAIN_NUMBER.fullmatch(number) or _ZERO_LEAD.match(number):
+    if not _PLAIN_NUMBER.fullmatch(number):
         return None
     return number
 
@@ -777,16 +776,15 @@ def _decimals(cells: list[str]) -> Iterator[Decimal]:
 @functools.cache
 def _not_a_plain_cost(decimal_comma: bool | None) -> re.Pattern[str]:
     """A line that _amount would not read with its shortcuts, by the file's decimal mark:
-    without one, plain integers only; with one, _PLAIN_NUMBER with that mark; with a sign,
-    not `0 123` (see _sign_stripped). Empty lines are empty cells: read."""
+    without one, plain integers only; with one, _PLAIN_NUMBER with that mark, with or
+    without a sign. Empty lines are empty cells: read."""
     if decimal_comma is None:
-        plain = signed = "[0-9]+"
+        plain = "[0-9]+"
     else:
         mark = re.escape("," if decimal_comma else ".")
-        plain = rf"(?:[0-9]+|[0-9]{{1,3}}(?:[ \u00a0\u202f][0-9]{{3}})+)(?:{mark}[0-9]+)?"
-        signed = rf"(?!0[ \u00a0\u202f]){plain}"
+        plain = rf"(?:[0-9]+|[1-9][0-9]{{0,2}}(?:[ \u00a0\u202f][0-9]{{3}})+)(?:{mark}[0-9]+)?"
     space = r"[^\S\n]*"
-    line = rf"(?:{plain}|[€$£]{space}{signed}|{signed}{space}[€$£])?"
+    line = rf"(?:{plain}|[€$£]{space}{plain}|{plain}{space}[€$£])?"
     return re.compile(rf"^(?!{line}$)", re.MULTILINE)
 
 
