@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ingest.sla import sla_due
 from store.db import Database
-from store.models import Import, ImportEvent
+from store.models import Import, ImportEvent, OutboxMessage
 from store.queue_page import OPEN
 from store.states import Status
 from store.types import utcnow
@@ -108,21 +108,22 @@ class DatabaseCollector(Collector):
         return list(self._families())
 
     def collect(self) -> Iterable[Metric]:
-        up, depth, total, oldest, overdue = self._families()
+        up, depth, total, oldest, overdue, outbox = self._families()
         try:
-            self._fill(depth, total, oldest, overdue)
+            self._fill(depth, total, oldest, overdue, outbox)
         except SQLAlchemyError as exc:
             log.warning("metrics: the database did not answer", error=str(exc).splitlines()[0])
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        return [up, depth, total, oldest, overdue]
+        return [up, depth, total, oldest, overdue, outbox]
 
     @staticmethod
     def _families() -> tuple[
         GaugeMetricFamily,
         GaugeMetricFamily,
         CounterMetricFamily,
+        GaugeMetricFamily,
         GaugeMetricFamily,
         GaugeMetricFamily,
     ]:
@@ -142,6 +143,13 @@ class DatabaseCollector(Collector):
                 "stax_sla_overdue_imports",
                 "Unfinished imports (received, processing, held, quarantined) past SLA due",
             ),
+            GaugeMetricFamily(
+                "stax_outbox_mail",
+                "Outbound mail by status: pending (waiting or being retried) and failed (given "
+                "up: the relay refused it, or kept deferring it for days); the customer has "
+                "no answer until a person acts",
+                labels=["status"],
+            ),
         )
 
     def _fill(
@@ -150,11 +158,13 @@ class DatabaseCollector(Collector):
         total: CounterMetricFamily,
         oldest: GaugeMetricFamily,
         overdue: GaugeMetricFamily,
+        outbox: GaugeMetricFamily,
     ) -> None:
         now = self._clock()
         with self._db.read() as session:
             by_status = _counts(session, Import.status)
             moves = _counts(session, ImportEvent.to_status)
+            mail = _counts(session, OutboxMessage.status)
             first = session.scalar(
                 select(func.min(Import.received_at)).where(
                     Import.status.in_((Status.RECEIVED.value, Status.PROCESSING.value))
@@ -168,6 +178,8 @@ class DatabaseCollector(Collector):
         for status in Status:
             depth.add_metric([status.value], by_status.get(status.value, 0))
             total.add_metric([status.value], moves.get(status.value, 0))
+        for status_name in ("pending", "failed"):
+            outbox.add_metric([status_name], mail.get(status_name, 0))
         oldest.add_metric([], max((now - first).total_seconds(), 0.0) if first else 0.0)
         overdue.add_metric([], _past_due(list(open_arrivals), now, self._calendar))
 

@@ -87,7 +87,11 @@ class Decide:
     ) -> dict[str, Any]:
         imported = plan.new if status is Status.IMPORTED else []
         months = {d.period_start.strftime("%Y-%m") for _, d in imported if d.period_start}
-        report = spend_report(session, facts.account_name or "") if months else {"months": []}
+        report = (
+            spend_report(session, facts.account_name or "", only=months)
+            if months
+            else {"months": []}
+        )
         return {
             "status": status.value,
             "received_at": context.received_at,
@@ -98,7 +102,7 @@ class Decide:
             "documents": [_document_values(d) for _, d in imported],
             "duplicates": [_duplicate_values(d, first) for _, d, first in plan.duplicates],
             "ignored": _ignored(facts),
-            "months": [_month_values(m) for m in report["months"] if m["month"] in months],
+            "months": [_month_values(m) for m in report["months"]],
         }
 
 

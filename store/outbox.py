@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.models import OutboxMessage
@@ -77,32 +77,68 @@ def recent_replies(session: Session, since: datetime) -> list[tuple[str, str | N
     return [(r.to_address, r.fingerprint, r.created_at) for r in rows]
 
 
-def due_mail(session: Session, now: datetime, limit: int = 20) -> list[OutboxMessage]:
+# A claimed mail is not due again for this long: longer than a relay send can take (30 s
+# per command), so two dispatchers never send one mail at once, and short enough that a
+# dispatcher killed mid-send leaves its mail to another within minutes.
+SEND_LEASE = timedelta(minutes=5)
+# A relay that keeps answering 4xx, or is away, is tried again with a growing pause (30 s,
+# doubling, at most an hour) for this long, the SLA day and a weekend, before giving up.
+RETRY_FOR = timedelta(days=3)
+
+
+def due_mail(session: Session, now: datetime, limit: int = 20) -> list[int]:
+    """The ids of pending mail whose time has come, oldest first."""
     return list(
         session.scalars(
-            select(OutboxMessage)
+            select(OutboxMessage.id)
             .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
             .order_by(OutboxMessage.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         ).all()
     )
 
 
-def mark_sent(mail: OutboxMessage, delivery: str, now: datetime) -> None:
-    mail.status, mail.sent_at, mail.last_error = "sent", now, delivery[:500]
-    mail.attempts += 1
+def claim_for_sending(session: Session, mail_id: int, now: datetime) -> OutboxMessage | None:
+    """Take one due mail for SEND_LEASE (compare-and-set on its next attempt time), or None
+    when another dispatcher took it first. The caller commits, then sends outside any
+    transaction: a slow relay must not hold the database (on SQLite, every writer)."""
+    claimed = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == mail_id,
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=now + SEND_LEASE)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get_one(OutboxMessage, mail_id)
 
 
-def mark_failed(
-    mail: OutboxMessage, error: str, now: datetime, permanent: bool, max_attempts: int = 8
-) -> None:
+def mark_sent(session: Session, mail_id: int, delivery: str, now: datetime) -> None:
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == mail_id)
+        .values(
+            status="sent",
+            sent_at=now,
+            last_error=delivery[:500],
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+
+
+def mark_failed(session: Session, mail_id: int, error: str, now: datetime, permanent: bool) -> str:
+    """Record a failed attempt; returns the mail's status after it (pending or failed)."""
+    mail = session.get_one(OutboxMessage, mail_id)
     mail.attempts += 1
     mail.last_error = error[:2000]
-    if permanent or mail.attempts >= max_attempts:
+    if permanent or now - mail.created_at >= RETRY_FOR:
         mail.status = "failed"
-        return
-    mail.next_attempt_at = now + timedelta(seconds=min(30 * 2**mail.attempts, 3600))
+    else:
+        mail.next_attempt_at = now + timedelta(seconds=min(30 * 2**mail.attempts, 3600))
+    return mail.status
 
 
 def replies_of_import(session: Session, import_id: int) -> list[OutboxMessage]:

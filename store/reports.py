@@ -8,6 +8,7 @@ rows count only for months no invoice covers; credit purchases are never spend.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -32,11 +33,16 @@ class _ModelSpend:
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def spend_report(session: Session, account_name: str) -> dict[str, Any]:
+def spend_report(
+    session: Session, account_name: str, only: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Every month of the account, or `only` those months ("YYYY-MM"; the confirmation
+    reply's), which reads just them and the months before them, however long the history."""
     account = session.scalar(select(Account).where(Account.name == account_name))
     if account is None:
         raise UnknownAccount(account_name)
-    by_month = _documents_by_month(session, account.id)
+    wanted = None if only is None else set(only) | {_previous_month(m) for m in only}
+    by_month = _documents_by_month(session, account.id, wanted)
     months = []
     totals: dict[str, Decimal] = {}
     for month in sorted(by_month):
@@ -45,11 +51,15 @@ def spend_report(session: Session, account_name: str) -> dict[str, Any]:
         months.append(entry)
     for entry in months:
         _compare_with_previous(entry, totals)
+    if only is not None:
+        months = [entry for entry in months if entry["month"] in only]
     return {"account": account.name, "currency": "USD", "months": months}
 
 
-def _documents_by_month(session: Session, account_id: int) -> dict[str, list[Document]]:
-    documents = session.scalars(
+def _documents_by_month(
+    session: Session, account_id: int, months: set[str] | None
+) -> dict[str, list[Document]]:
+    query = (
         select(Document)
         .join(Import, Import.id == Document.import_id)
         .where(
@@ -60,7 +70,10 @@ def _documents_by_month(session: Session, account_id: int) -> dict[str, list[Doc
         )
         .options(selectinload(Document.lines))
         .order_by(Document.period_start, Document.id)
-    ).all()
+    )
+    if months is not None:
+        query = query.where(Document.month.in_(sorted(months)))
+    documents = session.scalars(query).all()
     grouped: dict[str, list[Document]] = defaultdict(list)
     for document in documents:
         assert document.month is not None

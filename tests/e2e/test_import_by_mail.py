@@ -218,6 +218,10 @@ def test_month_over_month_in_the_report(service: InProcessService) -> None:
     assert october["previous_month"] == "2026-09"
     change = Decimal(october["total_usd"]) - Decimal(months[0]["total_usd"])
     assert Decimal(october["change_usd"]) == change
+    # the reply's report reads October and the month before it only, and says the same
+    with service.services.db.read() as session:
+        assert spend_report(session, "acme", only={"2026-10"})["months"] == [october]
+        assert spend_report(session, "acme", only={"2026-09"})["months"] == [months[0]]
 
 
 def test_show_tells_parts_documents_and_the_reply(service: InProcessService) -> None:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import smtplib
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email import policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from fixtures.make_documents import SPECS, render
@@ -27,7 +24,8 @@ from store.accounts import add_account
 from store.models import Document, Import, OutboxMessage
 from store.types import utcnow
 from support.importing import PDF, drain, mail_with, statuses, text_of
-from support.service import InProcessService, free_port, settings_for
+from support.relay_sink import Sink, running_sink
+from support.service import InProcessService, settings_for
 
 AUTHSERV_ID = "mx.stax.test"
 REGISTERED = "finance@acme.example"
@@ -45,40 +43,10 @@ PASS = (
 )
 
 
-class Sink:
-    """An SMTP server that keeps what it accepts; it can defer the first DATA commands."""
-
-    def __init__(self, port: int, defer: int = 0) -> None:
-        self.port = port
-        self.defer = defer
-        self.attempts = 0
-        self.received: list[tuple[str, list[str], EmailMessage]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.attempts += 1
-            if self.attempts <= self.defer:
-                return "451 4.3.0 Try again later"
-            message = message_from_bytes(envelope.content, policy=policy.default)
-            assert isinstance(message, EmailMessage)
-            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 2.0.0 Queued"
-
-    def messages(self) -> list[EmailMessage]:
-        with self.lock:
-            return [m for _, _, m in self.received]
-
-
 @pytest.fixture
 def sink() -> Iterator[Sink]:
-    handler = Sink(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with running_sink() as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

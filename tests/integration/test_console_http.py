@@ -38,6 +38,7 @@ METRIC_NAMES = (
     "stax_intake_latency_seconds",
     "stax_reply_latency_seconds",
     "stax_database_up",
+    "stax_outbox_mail",
 )
 
 
