@@ -61,22 +61,6 @@ REPLIES_PER_SENDER = 15  # under the 20 replies per sender and hour of RELIABILI
 REPLY_TIMEOUT = 180.0  # seconds for any one SMTP reply or import reply
 POLL_SECONDS = 0.02  # latency phase: how often the reader looks for sent replies
 SERVE = (sys.executable, "-m", "ingest.cli", "serve")
-# What-if, not the service as shipped: the same `serve`, but the parse children's forkserver
-# preloads ingest.cli too, so that a child re-imports nothing when multiprocessing runs the
-# main module (`ingest.cli`) in it again. This changes no service file.
-PRELOADED_SERVE = (
-    sys.executable,
-    "-W",
-    "ignore::RuntimeWarning",
-    "-c",
-    "import runpy, sys\n"
-    "import parsers.sandbox as sandbox\n"
-    "from parsers.registry import FORMAT_MODULES\n"
-    "sandbox._context.set_forkserver_preload(\n"
-    "    ['parsers.registry', *FORMAT_MODULES, 'ingest.cli'])\n"
-    "sys.argv = ['stax-import', 'serve']\n"
-    "runpy.run_module('ingest.cli', run_name='__main__', alter_sys=True)\n",
-)
 
 
 # --- the documents and the mail
@@ -194,11 +178,8 @@ def default_workers() -> int:
 class ChildService:
     """`serve` in a child process: started, waited for on its port, stopped with SIGTERM."""
 
-    def __init__(
-        self, env: dict[str, str], log_path: Path, argv: Sequence[str] | None = None
-    ) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env, self.log_path = env, log_path
-        self.argv = list(argv or SERVE)
         self.port = int(env["STAX_SMTP_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
         self.launched = 0.0
@@ -208,7 +189,7 @@ class ChildService:
         self.launched = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.argv,
+                SERVE,
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,
@@ -488,11 +469,9 @@ def measure_latency(
     tmp: Path,
     run: str,
     pdfs: list[Path],
-    argv: Sequence[str] = SERVE,
-    note: str = "",
 ) -> list[Latency]:
     """One sender (the baseline), then `--senders` concurrent ones, on one SQLite service."""
-    data_dir = tmp / f"latency{'-what-if' if note else ''}"
+    data_dir = tmp / "latency"
     url = f"sqlite:///{data_dir / 'stax-import.db'}"
     env = service_env(data_dir, url, free_port(), None)
     # one more sender for the baseline: no sender gets more replies than the hourly limit
@@ -500,12 +479,12 @@ def measure_latency(
     stax(env, "accounts", "add", "bench", *(f"--sender={s}" for s in senders))
     results: list[Latency] = []
     numbers = iter(range(len(pdfs)))
-    with ChildService(env, data_dir.with_suffix(".log"), argv) as service:
+    with ChildService(env, data_dir.with_suffix(".log")) as service:
         reader = Reader(url)
         try:
             runs = (
-                (f"1 sender (baseline){note}", senders[args.senders :]),
-                (f"{args.senders} concurrent senders{note}", senders[: args.senders]),
+                ("1 sender (baseline)", senders[args.senders :]),
+                (f"{args.senders} concurrent senders", senders[: args.senders]),
             )
             for name, active in runs:
                 plan = {
@@ -582,10 +561,8 @@ def measure_backlog(
     run: str,
     pdfs: list[Path],
     profile: Path | None = None,
-    argv: Sequence[str] = SERVE,
-    note: str = "",
 ) -> Backlog:
-    label = f"{backend}-{workers}w" + ("-profile" if profile else "") + ("-what-if" if note else "")
+    label = f"{backend}-{workers}w" + ("-profile" if profile else "")
     data_dir = tmp / label
     url = url or f"sqlite:///{data_dir / 'stax-import.db'}"
     senders = max(args.senders, math.ceil(mails / REPLIES_PER_SENDER))
@@ -612,7 +589,7 @@ def measure_backlog(
         env = service_env(data_dir, url, free_port(), workers)
         busy0, total0 = machine_busy()
         spy: subprocess.Popen[bytes] | None = None
-        with ChildService(env, tmp / f"{label}.log", argv) as service:
+        with ChildService(env, tmp / f"{label}.log") as service:
             if profile is not None:
                 spy = start_py_spy(service.pid, profile)
             deadline = service.launched + args.time_limit
@@ -639,7 +616,7 @@ def measure_backlog(
     drain_s = end - service.launched
     done = statuses.get("imported", 0)
     return Backlog(
-        backend=backend + note,
+        backend=backend,
         workers=workers,
         mails=mails,
         accept_s=round(accept_s, 1),
@@ -770,9 +747,8 @@ def markdown(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def report(document: dict[str, Any]) -> str:
     host, p = document["machine"], document["parameters"]
-    what_if = document.get("what_if") or {"latency": [], "backlog": []}
-    latency = [Latency(**r) for r in document["latency"] + what_if["latency"]]
-    backlog = [Backlog(**r) for r in document["backlog"] + what_if["backlog"]]
+    latency = [Latency(**r) for r in document["latency"]]
+    backlog = [Backlog(**r) for r in document["backlog"]]
     v = document["targets"]
     yes = {True: "met", False: "MISSED", None: "not measured"}
     out = [
@@ -856,12 +832,11 @@ def report(document: dict[str, Any]) -> str:
         )
     if v["two_workers_over_one"] is not None:
         out.append(f"SQLite, 2 workers / 1 worker (the baseline): {v['two_workers_over_one']:.2f}")
-    for key, prof in (("", document.get("profile")), (" (what-if)", what_if.get("profile"))):
-        if not prof:
-            continue
+    prof = document.get("profile")
+    if prof:
         out += [
             "",
-            f"py-spy{key} over a drain of {prof['mails']} mails on SQLite "
+            f"py-spy over a drain of {prof['mails']} mails on SQLite "
             f"({prof['samples']} samples at 100 Hz, active threads of the service and "
             "its children):",
         ]
@@ -885,17 +860,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="also drain a backlog on SQLite under py-spy"
     )
     parser.add_argument("--profile-backlog", type=int, default=60)
-    parser.add_argument(
-        "--what-if",
-        action="store_true",
-        help="also measure `serve` with its parse children preloaded (no service file changed)",
-    )
-    parser.add_argument("--what-if-backlog", type=int, default=300)
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds + 1 <= REPLIES_PER_SENDER:
         parser.error(f"--rounds must be between 0 and {REPLIES_PER_SENDER - 1}")
-    sizes = (args.backlog, args.baseline_backlog, args.profile_backlog, args.what_if_backlog)
+    sizes = (args.backlog, args.baseline_backlog, args.profile_backlog)
     if min(*sizes, args.senders) < 1:
         parser.error("every backlog size and --senders must be >= 1")
     return args
@@ -908,14 +877,11 @@ def main(argv: list[str] | None = None) -> int:
     backlog_mails = 0 if args.no_backlog else max(args.backlog, args.baseline_backlog)
     if args.profile:
         backlog_mails = max(backlog_mails, args.profile_backlog)
-    if args.what_if:
-        backlog_mails = max(backlog_mails, args.what_if_backlog)
     document: dict[str, Any] = {
         "machine": host,
         "latency": [],
         "backlog": [],
         "profile": None,
-        "what_if": {"latency": [], "backlog": []},
     }
     with tempfile.TemporaryDirectory(prefix="stax-e2e-") as folder:
         tmp = Path(folder)
@@ -953,44 +919,6 @@ def main(argv: list[str] | None = None) -> int:
                 "sqlite", None, default_workers(), args.profile_backlog, args, tmp, run, pdfs, out
             )
             document["profile"] = {"mails": args.profile_backlog, **summarise_profile(out)}
-        if args.what_if:
-            note = " (what-if: preloaded)"
-            if not args.no_latency:
-                document["what_if"]["latency"] = [
-                    asdict(r) for r in measure_latency(args, tmp, run, pdfs, PRELOADED_SERVE, note)
-                ]
-            backlog = measure_backlog(
-                "sqlite",
-                None,
-                default_workers(),
-                args.what_if_backlog,
-                args,
-                tmp,
-                run,
-                pdfs,
-                argv=PRELOADED_SERVE,
-                note=note,
-            )
-            document["what_if"]["backlog"] = [asdict(backlog)]
-            if args.profile:
-                out = tmp / "py-spy-what-if.txt"
-                measure_backlog(
-                    "sqlite",
-                    None,
-                    default_workers(),
-                    args.profile_backlog,
-                    args,
-                    tmp,
-                    run,
-                    pdfs,
-                    out,
-                    argv=PRELOADED_SERVE,
-                    note=note,
-                )
-                document["what_if"]["profile"] = {
-                    "mails": args.profile_backlog,
-                    **summarise_profile(out),
-                }
     document["machine"]["load_average_end"] = load_average()
     document["targets"] = verdicts(
         [Latency(**r) for r in document["latency"]], [Backlog(**r) for r in document["backlog"]]
