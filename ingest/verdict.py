@@ -29,7 +29,7 @@ from store.documents import (
     store_attachment,
     store_document,
 )
-from store.reports import spend_report
+from store.reports import month_summaries
 from store.states import Status
 
 
@@ -87,11 +87,7 @@ class Decide:
     ) -> dict[str, Any]:
         imported = plan.new if status is Status.IMPORTED else []
         months = {d.period_start.strftime("%Y-%m") for _, d in imported if d.period_start}
-        report = (
-            spend_report(session, facts.account_name or "", only=months)
-            if months
-            else {"months": []}
-        )
+        summaries = month_summaries(session, facts.account_name or "", months) if months else []
         return {
             "status": status.value,
             "received_at": context.received_at,
@@ -102,7 +98,7 @@ class Decide:
             "documents": [_document_values(d) for _, d in imported],
             "duplicates": [_duplicate_values(d, first) for _, d, first in plan.duplicates],
             "ignored": _ignored(facts),
-            "months": [_month_values(m) for m in report["months"]],
+            "months": [_month_values(m) for m in summaries],
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -82,6 +83,7 @@ def store_document(
         total=document.total,
         fx_rate=document.fx_rate,
         fx_date=document.fx_date,
+        usd_total=sum((line.amount_usd or Decimal(0) for line in document.lines), Decimal(0)),
         warnings=list(document.warnings),
         lines=[DocumentLine(**_line_values(line)) for line in document.lines],
     )

@@ -23,11 +23,16 @@ def upgrade(db: Database) -> None:
     starting together must not both migrate: an advisory lock on PostgreSQL, a file lock
     beside the database on SQLite."""
     with _migration_lock(db), db.writer.connect() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(_script_location()))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(connection), "head")
         connection.commit()
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration for our migrations, run on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(_script_location()))
+    config.attributes["connection"] = connection
+    return config
 
 
 def _script_location() -> Path:

@@ -172,6 +172,9 @@ class Document(Base):
     total: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
     fx_rate: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
     fx_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # the sum of the lines' amount_usd (a line without one counts 0, as in the report), so
+    # that a month's total reads one row per document, not every line
+    usd_total: Mapped[Decimal | None] = mapped_column(ExactDecimal, nullable=True)
     warnings: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

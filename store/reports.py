@@ -33,16 +33,9 @@ class _ModelSpend:
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def spend_report(
-    session: Session, account_name: str, only: Collection[str] | None = None
-) -> dict[str, Any]:
-    """Every month of the account, or `only` those months ("YYYY-MM"; the confirmation
-    reply's), which reads just them and the months before them, however long the history."""
-    account = session.scalar(select(Account).where(Account.name == account_name))
-    if account is None:
-        raise UnknownAccount(account_name)
-    wanted = None if only is None else set(only) | {_previous_month(m) for m in only}
-    by_month = _documents_by_month(session, account.id, wanted)
+def spend_report(session: Session, account_name: str) -> dict[str, Any]:
+    account = _account(session, account_name)
+    by_month = _documents_by_month(session, account.id)
     months = []
     totals: dict[str, Decimal] = {}
     for month in sorted(by_month):
@@ -51,15 +44,57 @@ def spend_report(
         months.append(entry)
     for entry in months:
         _compare_with_previous(entry, totals)
-    if only is not None:
-        months = [entry for entry in months if entry["month"] in only]
     return {"account": account.name, "currency": "USD", "months": months}
 
 
-def _documents_by_month(
-    session: Session, account_id: int, months: set[str] | None
-) -> dict[str, list[Document]]:
-    query = (
+def month_summaries(
+    session: Session, account_name: str, months: Collection[str]
+) -> list[dict[str, Any]]:
+    """The report's month entries without models and sources, for `months` ("YYYY-MM"):
+    what the confirmation reply says. Reads one row per document of those months and the
+    months before them (documents.usd_total), never their lines, however many there are."""
+    account = _account(session, account_name)
+    wanted = set(months) | {_previous_month(m) for m in months}
+    rows = session.execute(
+        select(Document.month, Document.kind, Document.usd_total)
+        .join(Import, Import.id == Document.import_id)
+        .where(
+            Document.account_id == account.id,
+            Document.kind != "credit_purchase",
+            Document.month.in_(sorted(wanted)),
+            Import.status.in_(COUNTED_STATUSES),
+        )
+    ).all()
+    invoiced: dict[str, Decimal] = defaultdict(Decimal)
+    exported: dict[str, Decimal] = defaultdict(Decimal)
+    for month, kind, usd_total in rows:
+        assert month is not None  # selected by month
+        (invoiced if kind == "invoice" else exported)[month] += usd_total or Decimal(0)
+    # an invoice's month ignores the usage exports (as _month_entry counts it)
+    totals = {m: invoiced[m] if m in invoiced else exported[m] for m in {*invoiced, *exported}}
+    entries = []
+    for month in sorted(months):
+        entry = {
+            "month": month,
+            "total_usd": _usd(totals.get(month, Decimal(0))),
+            "previous_month": None,
+            "change_usd": None,
+            "change_pct": None,
+        }
+        _compare_with_previous(entry, totals)
+        entries.append(entry)
+    return entries
+
+
+def _account(session: Session, account_name: str) -> Account:
+    account = session.scalar(select(Account).where(Account.name == account_name))
+    if account is None:
+        raise UnknownAccount(account_name)
+    return account
+
+
+def _documents_by_month(session: Session, account_id: int) -> dict[str, list[Document]]:
+    documents = session.scalars(
         select(Document)
         .join(Import, Import.id == Document.import_id)
         .where(
@@ -70,10 +105,7 @@ def _documents_by_month(
         )
         .options(selectinload(Document.lines))
         .order_by(Document.period_start, Document.id)
-    )
-    if months is not None:
-        query = query.where(Document.month.in_(sorted(months)))
-    documents = session.scalars(query).all()
+    ).all()
     grouped: dict[str, list[Document]] = defaultdict(list)
     for document in documents:
         assert document.month is not None
