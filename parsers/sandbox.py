@@ -26,10 +26,11 @@ class Limits:
 
 
 # forkserver: children start from a small clean server process that has already imported
-# the parsers (pandas, camelot), so a child costs milliseconds, and never inherit the
-# service's threads or database connections, as a plain fork would.
+# the parsers (pandas, camelot) and this module (with structlog: 40 ms a child otherwise),
+# so a child costs milliseconds, and never inherit the service's threads or database
+# connections, as a plain fork would.
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["parsers.registry", *FORMAT_MODULES])
+_context.set_forkserver_preload([__name__, "parsers.registry", *FORMAT_MODULES])
 
 
 Reader = Callable[[str, bytes], list[Document]]
