@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import NoReturn
 
+from ingest.ages import parse_age
 from ingest.usage import UsageError
 
 # the `--status` choices: store.states.Status, spelled out so as not to import SQLAlchemy here
@@ -49,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     queue = commands.add_parser("queue", help="the ingest queue")
     queue.add_argument("--status", choices=STATUSES)
+    queue.add_argument("--account", metavar="NAME", help="only this account's imports")
+    queue.add_argument(
+        "--older-than", type=_age, metavar="AGE", help="received more than AGE ago: 90m, 4h, 2d"
+    )
     queue.add_argument("--limit", type=int, default=500)
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(run="queue")
@@ -116,6 +122,13 @@ def _import_id(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not an import id (a number)")
     return int(text)
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,12 +20,13 @@ from ingest.offline_commands import load_fx, parse_files
 from ingest.threads import conversation, resolve_import
 from ingest.usage import UsageError
 from ingest.views import detail_text, import_detail, iso, queue_entry, queue_table
+from store.accounts import account_named
 from store.db import open_database
 from store.documents import attachments_of_import, documents_of_import
 from store.migrate import upgrade
 from store.outbox import replies_of_import
 from store.queue import get_import, list_imports
-from store.states import Status
+from store.queue_page import QueueFilter
 from store.types import utcnow
 
 
@@ -54,16 +55,23 @@ def ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def queue(settings: Settings, args: argparse.Namespace) -> int:
     services = bootstrap(settings)
-    status = Status(args.status) if args.status else None
+    now = utcnow()
+    wanted = QueueFilter(
+        args.status,
+        args.account,
+        now - args.older_than if args.older_than is not None else None,
+    )
     with services.db.read() as session:
+        if args.account is not None and account_named(session, args.account) is None:
+            raise UsageError(f"no account {args.account!r}", "stax-import accounts list")
         entries = [
             queue_entry(i, settings.sla_calendar)
-            for i in list_imports(session, status, limit=args.limit)
+            for i in list_imports(session, wanted, limit=args.limit)
         ]
     if args.json:
         print_json({"imports": entries})
     else:
-        print(queue_table(entries, utcnow()))
+        print(queue_table(entries, now))
     return 0
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
 from store.models import Import, ImportEvent, InboundMessage
+from store.queue_page import QueueFilter, filtered
 from store.states import Status, TransitionConflict, transition
 
 
@@ -229,16 +230,17 @@ def _give_back(
     return Status.RECEIVED
 
 
-def list_imports(session: Session, status: Status | None = None, limit: int = 500) -> list[Import]:
-    """The queue, oldest first, with each import's message and account loaded."""
+def list_imports(
+    session: Session, wanted: QueueFilter | None = None, limit: int = 500
+) -> list[Import]:
+    """The queue, oldest first, with each import's message and account loaded; narrowed by
+    status, account and age as the console's queue page is."""
     query = (
-        select(Import)
+        filtered(select(Import), wanted or QueueFilter())
         .options(selectinload(Import.inbound), selectinload(Import.account))
         .order_by(Import.id)
         .limit(limit)
     )
-    if status is not None:
-        query = query.where(Import.status == status.value)
     return list(session.scalars(query).all())
 
 
