@@ -79,18 +79,24 @@ def claim_next(db: Database, owner: str, lease: timedelta, now: datetime) -> Cla
         )
 
 
+# who moves an import when `stax-import replay` does: a replay is no person's release
+REPLAY_ACTOR = "replay"
+
+
 def was_released(session: Session, import_id: int) -> bool:
     """True when the import's latest hold was ended by a person's release."""
     events = session.execute(
-        select(ImportEvent.from_status, ImportEvent.to_status)
+        select(ImportEvent.from_status, ImportEvent.to_status, ImportEvent.actor)
         .where(ImportEvent.import_id == import_id)
         .order_by(ImportEvent.id.desc())
     ).all()
-    for from_status, to_status in events:
+    for from_status, to_status, actor in events:
         if to_status == Status.HELD.value:
             return False
         if from_status == Status.HELD.value and to_status == Status.RECEIVED.value:
-            return True
+            # a replay queues a held import again to be decided afresh: what held it still
+            # holds it unless a person accepts it
+            return actor != REPLAY_ACTOR
     return False
 
 
@@ -106,8 +112,11 @@ def ops_move(
     reason: str,
     actor: str,
     now: datetime,
+    unchanged_since: datetime | None = None,
 ) -> Import:
-    """retry, release, reject: a person moves an import, with the reason recorded."""
+    """retry, release, reject: a person moves an import, with the reason recorded. With
+    `unchanged_since` (the `updated_at` the caller decided on), an import moved meanwhile,
+    even back to the same status, is NotAllowed: the decision was about another state."""
     with db.write() as session:
         import_ = session.get(Import, import_id)
         if import_ is None:
@@ -115,6 +124,8 @@ def ops_move(
         current = Status(import_.status)
         if current not in allowed_from:
             raise NotAllowed(f"import {import_id} is {current.value}")
+        if unchanged_since is not None and import_.updated_at != unchanged_since:
+            raise NotAllowed(f"import {import_id} was moved meanwhile")
         changes: dict[str, object] = {"next_attempt_at": now}
         if current is Status.QUARANTINED:
             changes["attempts"] = 0  # a fresh set of attempts after a fix
