@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import NoReturn
 
 from ingest.ages import parse_age
@@ -58,6 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--limit", type=int, default=500)
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(run="queue")
+
+    replay = commands.add_parser(
+        "replay",
+        help="read stored mail again with the current parsers",
+        description="Read the raw mail of the selected imports again with the current "
+        "parsers and compare with what is stored. A changed import that counted nothing goes "
+        "back to the queue; one that counted spend is held for a person. Every selector given "
+        "must hold (a repeated one: any of its values); at least one is required.",
+    )
+    replay.add_argument(
+        "--status", choices=STATUSES, action="append", default=[], help="repeat for several"
+    )
+    replay.add_argument(
+        "--since", type=_day, metavar="YYYY-MM-DD", help="received on or after this day (UTC)"
+    )
+    replay.add_argument(
+        "--until", type=_day, metavar="YYYY-MM-DD", help="received on or before this day (UTC)"
+    )
+    replay.add_argument(
+        "--id", type=_import_id, action="append", default=[], metavar="ID", help="repeatable"
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would change; change nothing"
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    replay.set_defaults(run="replay")
 
     show = commands.add_parser("show", help="one import: envelope, history, documents")
     show.add_argument("id", type=_import_id, metavar="ID")
@@ -129,6 +155,16 @@ def _age(text: str) -> timedelta:
         return parse_age(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _day(text: str) -> date:
+    # date.fromisoformat alone would also take 20260801 and 2026-W31-6
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-08-01")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-08-01") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,9 @@ from ingest import account_commands, app, ops_actions
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline
 from ingest.offline_commands import load_fx, parse_files
+from ingest.progress import Progress
+from ingest.replay import replay as replay_imports
+from ingest.replay import replay_table, summary
 from ingest.threads import conversation, resolve_import
 from ingest.usage import UsageError
 from ingest.views import detail_text, import_detail, iso, queue_entry, queue_table
@@ -27,6 +30,7 @@ from store.migrate import upgrade
 from store.outbox import replies_of_import
 from store.queue import get_import, list_imports
 from store.queue_page import QueueFilter
+from store.replays import ReplaySelection, selected_imports, unknown_ids
 from store.types import utcnow
 
 
@@ -72,6 +76,34 @@ def queue(settings: Settings, args: argparse.Namespace) -> int:
         print_json({"imports": entries})
     else:
         print(queue_table(entries, now))
+    return 0
+
+
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    selection = ReplaySelection(tuple(args.status), args.since, args.until, tuple(args.id))
+    if selection.empty:  # nobody replays the whole database by accident
+        raise UsageError(
+            "replay needs a selector", "give --status, --since, --until or --id; see --help"
+        )
+    if args.since and args.until and args.since > args.until:
+        raise UsageError("--since is after --until", "the days are inclusive, since first")
+    services = bootstrap(settings)
+    with services.db.read() as session:
+        if missing := unknown_ids(session, selection.ids):
+            names = ", ".join(str(i) for i in missing)
+            raise UsageError(f"no import {names}", "stax-import queue lists them")
+        import_ids = selected_imports(session, selection)
+    progress = Progress("replay", len(import_ids), sys.stderr)
+    try:
+        results = replay_imports(services, import_ids, args.dry_run, progress.show)
+    finally:
+        progress.close()
+    if args.json:
+        print_json({"dry_run": args.dry_run, "imports": [r.to_json() for r in results]})
+        return 0
+    if results:
+        print(replay_table(results))
+    print(summary(results, args.dry_run))
     return 0
 
 
