@@ -25,7 +25,7 @@ from store.models import Attachment, Base, Document, DocumentLine, Import, Impor
 from store.reports import spend_report
 from store.types import utcnow
 from support.cli import stax as run_stax
-from support.importing import PDF, drain, mail_with, send, statuses
+from support.importing import PDF, drain, mail_with, replies, send, statuses
 from support.service import InProcessService, settings_for
 
 OCTOBER = SPECS["lago_en_eur"]
@@ -235,3 +235,31 @@ def test_a_held_import_queued_again_by_a_replay_is_not_released(
     assert f"invoice {OCTOBER.number} was imported before (import 1) with different" in reason
     assert report(db) == counted_before
 
+
+def test_an_answer_on_a_thread_replayed_is_imported_and_forwarded_to_support_once(
+    service: InProcessService,
+) -> None:
+    db = service.services.db
+    import_invoice(service, 1, OCTOBER)
+    [confirmation] = replies(service.services.settings.outbox_dir)
+    answer = mail_with(
+        [("forgot.pdf", render(JANUARY), PDF)],
+        subject="Re: Mistral import",
+        message_id="<answer@acme.example>",
+        headers={"In-Reply-To": str(confirmation["Message-ID"])},
+    )
+    send(service.port, answer)
+    drain(db)
+    as_if_an_older_parser_refused_it(db, 2)
+
+    replayed = stax(service, "replay", "--id", "2")
+
+    assert replayed.returncode == 0, replayed.stderr
+    drain(db)
+    assert statuses(db) == ["imported", "imported"]
+    to_support = [
+        m
+        for m in replies(service.services.settings.outbox_dir)
+        if m["To"] == "support@stax.localhost"
+    ]
+    assert len(to_support) == 1  # support had the answer already; a re-run sends it no more
