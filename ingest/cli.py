@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from typing import NoReturn
 
+from ingest.ages import parse_age
 from ingest.usage import UsageError
 
 # the `--status` choices: store.states.Status, spelled out so as not to import SQLAlchemy here
@@ -49,9 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     queue = commands.add_parser("queue", help="the ingest queue")
     queue.add_argument("--status", choices=STATUSES)
+    queue.add_argument("--account", metavar="NAME", help="only this account's imports")
+    queue.add_argument(
+        "--older-than", type=_age, metavar="AGE", help="received more than AGE ago: 90m, 4h, 2d"
+    )
     queue.add_argument("--limit", type=int, default=500)
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(run="queue")
+
+    replay = commands.add_parser(
+        "replay",
+        help="read stored mail again with the current parsers",
+        description="Read the raw mail of the selected imports again with the current "
+        "parsers and compare with what is stored. A changed import that counted nothing goes "
+        "back to the queue; one that counted spend is held for a person. Every selector given "
+        "must hold (a repeated one: any of its values); at least one is required.",
+    )
+    replay.add_argument(
+        "--status", choices=STATUSES, action="append", default=[], help="repeat for several"
+    )
+    replay.add_argument(
+        "--since", type=_day, metavar="YYYY-MM-DD", help="received on or after this day (UTC)"
+    )
+    replay.add_argument(
+        "--until", type=_day, metavar="YYYY-MM-DD", help="received on or before this day (UTC)"
+    )
+    replay.add_argument(
+        "--id", type=_import_id, action="append", default=[], metavar="ID", help="repeatable"
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would change; change nothing"
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    replay.set_defaults(run="replay")
 
     show = commands.add_parser("show", help="one import: envelope, history, documents")
     show.add_argument("id", type=_import_id, metavar="ID")
@@ -116,6 +148,23 @@ def _import_id(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not an import id (a number)")
     return int(text)
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _day(text: str) -> date:
+    # date.fromisoformat alone would also take 20260801 and 2026-W31-6
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-08-01")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-08-01") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

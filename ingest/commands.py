@@ -17,15 +17,20 @@ from ingest import account_commands, app, ops_actions
 from ingest.accept import Envelope
 from ingest.app import bootstrap, default_pipeline
 from ingest.offline_commands import load_fx, parse_files
+from ingest.progress import Progress
+from ingest.replay import replay as replay_imports
+from ingest.replay import replay_table, summary
 from ingest.threads import conversation, resolve_import
 from ingest.usage import UsageError
 from ingest.views import detail_text, import_detail, iso, queue_entry, queue_table
+from store.accounts import account_named
 from store.db import open_database
 from store.documents import attachments_of_import, documents_of_import
 from store.migrate import upgrade
 from store.outbox import replies_of_import
 from store.queue import get_import, list_imports
-from store.states import Status
+from store.queue_page import QueueFilter
+from store.replays import ReplaySelection, selected_imports, unknown_ids
 from store.types import utcnow
 
 
@@ -54,16 +59,51 @@ def ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def queue(settings: Settings, args: argparse.Namespace) -> int:
     services = bootstrap(settings)
-    status = Status(args.status) if args.status else None
+    now = utcnow()
+    wanted = QueueFilter(
+        args.status,
+        args.account,
+        now - args.older_than if args.older_than is not None else None,
+    )
     with services.db.read() as session:
+        if args.account is not None and account_named(session, args.account) is None:
+            raise UsageError(f"no account {args.account!r}", "stax-import accounts list")
         entries = [
             queue_entry(i, settings.sla_calendar)
-            for i in list_imports(session, status, limit=args.limit)
+            for i in list_imports(session, wanted, limit=args.limit)
         ]
     if args.json:
         print_json({"imports": entries})
     else:
-        print(queue_table(entries, utcnow()))
+        print(queue_table(entries, now))
+    return 0
+
+
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    selection = ReplaySelection(tuple(args.status), args.since, args.until, tuple(args.id))
+    if selection.empty:  # nobody replays the whole database by accident
+        raise UsageError(
+            "replay needs a selector", "give --status, --since, --until or --id; see --help"
+        )
+    if args.since and args.until and args.since > args.until:
+        raise UsageError("--since is after --until", "the days are inclusive, since first")
+    services = bootstrap(settings)
+    with services.db.read() as session:
+        if missing := unknown_ids(session, selection.ids):
+            names = ", ".join(str(i) for i in missing)
+            raise UsageError(f"no import {names}", "stax-import queue lists them")
+        import_ids = selected_imports(session, selection)
+    progress = Progress("replay", len(import_ids), sys.stderr)
+    try:
+        results = replay_imports(services, import_ids, args.dry_run, progress.show)
+    finally:
+        progress.close()
+    if args.json:
+        print_json({"dry_run": args.dry_run, "imports": [r.to_json() for r in results]})
+        return 0
+    if results:
+        print(replay_table(results))
+    print(summary(results, args.dry_run))
     return 0
 
 

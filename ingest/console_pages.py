@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from ingest.ages import parse_age
 from ingest.sla import sla_due
 from ingest.views import import_detail, queue_entry
 from store.documents import attachments_of_import, documents_of_import
@@ -30,8 +30,6 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 AGES = ("", "1h", "4h", "1d", "3d", "7d")  # the age filter's choices: "older than"
 WARN_AT = 0.75  # the share of the SLA time after which a row turns amber (issue 6: 75 %)
-_AGE = re.compile(r"^(\d{1,4})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 # an import's whole conversation, oldest first (ingest.threads.conversation)
 ThreadView = Callable[[Session, int], Sequence[Mapping[str, Any]]]
@@ -58,8 +56,11 @@ class QueueQuery:
         if status not in {"", "open", *(s.value for s in Status)}:
             raise BadQuery(f"status {status!r} is not one of the queue's statuses")
         age = params.get("age", "")
-        if age and not _AGE.match(age):
-            raise BadQuery(f"age {age!r} is not like 30m, 4h or 2d")
+        if age:
+            try:
+                parse_age(age)
+            except ValueError as exc:
+                raise BadQuery(str(exc)) from exc
         return cls(
             status,
             params.get("account", "").strip()[:200],
@@ -70,9 +71,7 @@ class QueueQuery:
         )
 
     def wanted(self, now: datetime) -> QueueFilter:
-        older_than = None
-        if match := _AGE.match(self.age):
-            older_than = now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        older_than = now - parse_age(self.age) if self.age else None
         return QueueFilter(self.status or None, self.account or None, older_than)
 
     def url(self, **changes: Any) -> str:

@@ -9,6 +9,7 @@ from ingest.pipeline import ImportContext
 from ingest.replying import Replies
 from ingest.steps import AuthenticateSender, IdentifyAccount, ReadMessage, facts_of
 from ingest.usage import UsageError
+from store.documents import documents_of_import, drop_documents
 from store.inbox import load_message
 from store.models import Import
 from store.queue import NotAllowed, ops_move
@@ -56,6 +57,8 @@ def reject(services: Services, import_id: int, reason: str) -> None:
                 "reject takes received, held or quarantined imports",
             )
         transition(session, import_, Status.REJECTED, reason=reason, actor=ACTOR)
+        # only an imported message that a replay held has documents: rejected, they go
+        drop_documents(session, [d.id for d in documents_of_import(session, import_id)])
         values = {
             "status": "rejected",
             "received_at": import_.received_at,

@@ -97,6 +97,8 @@ def forward_to_support(
     def write(session: Session) -> None:
         if then is not None:
             then(session)
+        if _forwarded(session, context.import_id):
+            return  # a re-run (retry, replay) of an answer support has had: once is enough
         facts = facts_of(context)
         root = facts.thread_of
         now = utcnow()
@@ -133,6 +135,18 @@ def forward_to_support(
         )
 
     return write
+
+
+def _forwarded(session: Session, import_id: int) -> bool:
+    return (
+        session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.import_id == import_id,
+                OutboxMessage.purpose == "support-forward",
+            )
+        )
+        is not None
+    )
 
 
 def conversation(session: Session, import_id: int) -> list[dict[str, Any]]:

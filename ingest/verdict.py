@@ -24,6 +24,8 @@ from parsers.base import Document
 from store.db import Database
 from store.documents import (
     clear_attachments,
+    documents_of_import,
+    drop_documents,
     find_known,
     replace_document,
     store_attachment,
@@ -40,6 +42,8 @@ class Plan:
     holds: list[str] = field(default_factory=list)
     # released by a person: these new versions replace the stored documents they name
     replaces: dict[int, int] = field(default_factory=dict)  # id(document) -> stored id
+    # released by a person: the import's own stored documents its current reading lacks
+    stale: list[int] = field(default_factory=list)
 
     def verdict(self, facts: Facts) -> tuple[Status, str]:
         if self.holds:
@@ -62,7 +66,7 @@ class Decide:
         facts = facts_of(context)
         assert facts.account_id is not None
         with self._db.read() as session:
-            plan = _plan(session, facts, released=context.released)
+            plan = _plan(session, facts, context.import_id, released=context.released)
         status, reason = plan.verdict(facts)
 
         def store(session: Session) -> None:
@@ -102,7 +106,7 @@ class Decide:
         }
 
 
-def _plan(session: Session, facts: Facts, released: bool = False) -> Plan:
+def _plan(session: Session, facts: Facts, import_id: int, released: bool = False) -> Plan:
     """What each document is. After a person's release, what held the message is accepted:
     warnings stand, and a changed invoice replaces the one stored under its number."""
     plan = Plan()
@@ -111,7 +115,10 @@ def _plan(session: Session, facts: Facts, released: bool = False) -> Plan:
     for read in facts.files:
         for document in read.documents:
             known = find_known(session, facts.account_id, document, read.sha256)
-            if known is not None and known.same_content:
+            # An imported message a replay held, now released: the current reading replaces
+            # what it stored, even where the content is the same (the USD may not be).
+            own = known is not None and known.import_id == import_id
+            if known is not None and known.same_content and not (own and released):
                 plan.duplicates.append((read, document, known.import_id))
                 continue
             if known is not None and released:
@@ -135,6 +142,9 @@ def _plan(session: Session, facts: Facts, released: bool = False) -> Plan:
             elif not released:
                 plan.holds.extend(f"{read.name}: {w}" for w in document.warnings)
             plan.new.append((read, document))
+    if released:
+        replaced = set(plan.replaces.values())
+        plan.stale = [d.id for d in documents_of_import(session, import_id) if d.id not in replaced]
     return plan
 
 
@@ -167,6 +177,8 @@ def _store(session: Session, import_id: int, facts: Facts, plan: Plan, status: S
             outcome="skipped",
             reason=skipped.reason,
         )
+    if status is not Status.HELD:  # held again: what it counted stays until a person decides
+        drop_documents(session, plan.stale)
     if status is not Status.IMPORTED:
         return  # held, duplicate or rejected: no spend is stored
     for read, document in plan.new:

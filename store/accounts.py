@@ -36,6 +36,10 @@ def list_accounts(session: Session) -> list[Account]:
     )
 
 
+def account_named(session: Session, name: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.name == name))
+
+
 def account_for_token(session: Session, token: str) -> Account | None:
     """The account whose token this is, compared in constant time."""
     for account in session.scalars(select(Account)).all():

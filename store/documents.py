@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -137,6 +138,13 @@ def replace_document(session: Session, document_id: int) -> None:
     if document is not None:
         session.delete(document)
         session.flush()
+
+
+def drop_documents(session: Session, document_ids: Collection[int]) -> None:
+    """Documents a person let go (rejected, or released and no longer read): their spend
+    goes with them, and a later message with the same invoice is new again."""
+    if document_ids:
+        session.execute(delete(Document).where(Document.id.in_(list(document_ids))))
 
 
 def clear_attachments(session: Session, import_id: int) -> None:

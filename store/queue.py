@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
 from store.models import Import, ImportEvent, InboundMessage
+from store.queue_page import QueueFilter, filtered
 from store.states import Status, TransitionConflict, transition
 
 
@@ -78,18 +79,24 @@ def claim_next(db: Database, owner: str, lease: timedelta, now: datetime) -> Cla
         )
 
 
+# who moves an import when `stax-import replay` does: a replay is no person's release
+REPLAY_ACTOR = "replay"
+
+
 def was_released(session: Session, import_id: int) -> bool:
     """True when the import's latest hold was ended by a person's release."""
     events = session.execute(
-        select(ImportEvent.from_status, ImportEvent.to_status)
+        select(ImportEvent.from_status, ImportEvent.to_status, ImportEvent.actor)
         .where(ImportEvent.import_id == import_id)
         .order_by(ImportEvent.id.desc())
     ).all()
-    for from_status, to_status in events:
+    for from_status, to_status, actor in events:
         if to_status == Status.HELD.value:
             return False
         if from_status == Status.HELD.value and to_status == Status.RECEIVED.value:
-            return True
+            # a replay queues a held import again to be decided afresh: what held it still
+            # holds it unless a person accepts it
+            return actor != REPLAY_ACTOR
     return False
 
 
@@ -105,8 +112,11 @@ def ops_move(
     reason: str,
     actor: str,
     now: datetime,
+    unchanged_since: datetime | None = None,
 ) -> Import:
-    """retry, release, reject: a person moves an import, with the reason recorded."""
+    """retry, release, reject: a person moves an import, with the reason recorded. With
+    `unchanged_since` (the `updated_at` the caller decided on), an import moved meanwhile,
+    even back to the same status, is NotAllowed: the decision was about another state."""
     with db.write() as session:
         import_ = session.get(Import, import_id)
         if import_ is None:
@@ -114,6 +124,8 @@ def ops_move(
         current = Status(import_.status)
         if current not in allowed_from:
             raise NotAllowed(f"import {import_id} is {current.value}")
+        if unchanged_since is not None and import_.updated_at != unchanged_since:
+            raise NotAllowed(f"import {import_id} was moved meanwhile")
         changes: dict[str, object] = {"next_attempt_at": now}
         if current is Status.QUARANTINED:
             changes["attempts"] = 0  # a fresh set of attempts after a fix
@@ -229,16 +241,17 @@ def _give_back(
     return Status.RECEIVED
 
 
-def list_imports(session: Session, status: Status | None = None, limit: int = 500) -> list[Import]:
-    """The queue, oldest first, with each import's message and account loaded."""
+def list_imports(
+    session: Session, wanted: QueueFilter | None = None, limit: int = 500
+) -> list[Import]:
+    """The queue, oldest first, with each import's message and account loaded; narrowed by
+    status, account and age as the console's queue page is."""
     query = (
-        select(Import)
+        filtered(select(Import), wanted or QueueFilter())
         .options(selectinload(Import.inbound), selectinload(Import.account))
         .order_by(Import.id)
         .limit(limit)
     )
-    if status is not None:
-        query = query.where(Import.status == status.value)
     return list(session.scalars(query).all())
 
 

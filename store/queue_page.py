@@ -43,7 +43,7 @@ def page_of_imports(
 ) -> QueuePage:
     """Keyset pages on the primary key, newest first: each page costs the same however deep
     it is, and rows arriving meanwhile do not shift the page being read."""
-    query = _filtered(select(Import), wanted).options(
+    query = filtered(select(Import), wanted).options(
         selectinload(Import.inbound), selectinload(Import.account)
     )
     if after is not None:  # going back towards the newest: read upwards, then turn round
@@ -68,21 +68,22 @@ def status_counts(session: Session, wanted: QueueFilter) -> dict[str, int]:
     """Imports per status under the account and age filters (not the status one, so that
     each count is what clicking it shows)."""
     any_status = QueueFilter(None, wanted.account, wanted.received_before)
-    query = _filtered(select(Import.status, func.count()), any_status).group_by(Import.status)
+    query = filtered(select(Import.status, func.count()), any_status).group_by(Import.status)
     counts = {s.value: 0 for s in Status}
     counts.update({status: count for status, count in session.execute(query)})
     return counts
 
 
 def matching(session: Session, wanted: QueueFilter) -> int:
-    return session.scalar(_filtered(select(func.count(Import.id)), wanted)) or 0
+    return session.scalar(filtered(select(func.count(Import.id)), wanted)) or 0
 
 
 def account_names(session: Session, limit: int = 1000) -> list[str]:
     return list(session.scalars(select(Account.name).order_by(Account.name).limit(limit)).all())
 
 
-def _filtered(query: Select[*_Columns], wanted: QueueFilter) -> Select[*_Columns]:
+def filtered(query: Select[*_Columns], wanted: QueueFilter) -> Select[*_Columns]:
+    """`query` narrowed to what `wanted` asks for (the console's page and `stax-import queue`)."""
     if wanted.status == "open":
         query = query.where(Import.status.in_(_values(OPEN)))
     elif wanted.status:

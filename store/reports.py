@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.models import Account, Document, Import
 
-COUNTED_STATUSES = ("imported",)  # held or rejected imports have stored nothing
+# Rejected and duplicate imports store no documents, nor does a worker's hold. The one held
+# import with documents is an imported one a replay put before a person: what it counted
+# stays counted, unchanged, until the person releases (replaced) or rejects (gone) it.
+COUNTED_STATUSES = ("imported", "held")
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
 

@@ -46,8 +46,10 @@ ALLOWED: dict[Status | None, frozenset[Status]] = {
     Status.QUARANTINED: frozenset({Status.RECEIVED, Status.REJECTED}),
     # ops may retry a rejection, e.g. after a parser fix
     Status.REJECTED: frozenset({Status.RECEIVED}),
-    Status.IMPORTED: frozenset(),
-    Status.DUPLICATE: frozenset(),
+    # a replay found that the current parsers read it differently: what it counted (or
+    # the documents it repeated) is put before a person, never re-counted by a machine
+    Status.IMPORTED: frozenset({Status.HELD}),
+    Status.DUPLICATE: frozenset({Status.HELD}),
 }
 
 FINAL = frozenset({Status.IMPORTED, Status.DUPLICATE, Status.REJECTED})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
+import tty
 from pathlib import Path
 
 import pytest
@@ -31,16 +34,42 @@ def run(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAX_")}
     env.update(STAX_DATA_DIR=str(data_dir), STAX_DATABASE_URL=database_url)
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ingest.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def run(*args: str, stderr_on_a_terminal: bool = False) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ingest.cli", *args]
+        if stderr_on_a_terminal:
+            return _with_stderr_on_a_terminal(command, env)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
     return run
+
+
+def _with_stderr_on_a_terminal(
+    command: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run with stderr on a real pseudo-terminal (raw: no newline translation), as when ops
+    run a command by hand; stdout stays a pipe."""
+    controller, terminal = pty.openpty()
+    tty.setraw(terminal)
+    seen = bytearray()
+
+    def drain_terminal() -> None:  # a full terminal buffer would block the child
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child and we have closed the terminal
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain_terminal, daemon=True)
+    reader.start()
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=terminal) as child:
+        os.close(terminal)
+        stdout, _ = child.communicate(timeout=120)
+    reader.join(10)
+    os.close(controller)
+    return subprocess.CompletedProcess(command, child.returncode, stdout.decode(), seen.decode())
 
 
 def test_db_upgrade_works_on_a_fresh_data_dir(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,6 +121,16 @@ def test_ingest_then_queue_and_show(run, tmp_path: Path) -> None:  # type: ignor
         (("show", "999"), "error: no import 999 (stax-import queue lists them)"),
         (("show", "abc"), "error: argument ID: 'abc' is not an import id"),
         (("queue", "--status", "lost"), "error: argument --status: invalid choice"),
+        (("queue", "--older-than", "4x"), "error: argument --older-than: '4x' is not an age"),
+        (("queue", "--older-than", "-2d"), "error: argument --older-than: expected one argument"),
+        (("queue", "--account", "nobody"), "error: no account 'nobody' (stax-import accounts"),
+        (("replay",), "error: replay needs a selector (give --status, --since, --until or --id"),
+        (("replay", "--json", "--dry-run"), "error: replay needs a selector"),
+        (("replay", "--since", "2026-02-30"), "error: argument --since: '2026-02-30' is not a"),
+        (("replay", "--until", "20260201"), "error: argument --until: '20260201' is not a date"),
+        (("replay", "--status", "lost"), "error: argument --status: invalid choice"),
+        (("replay", "--id", "7"), "error: no import 7 (stax-import queue lists them)"),
+        (("replay", "--since", "2026-02-02", "--until", "2026-02-01"), "error: --since is after"),
         (("frobnicate",), "error: argument command: invalid choice"),
         (("ingest", "/nonexistent.eml"), "error: /nonexistent.eml: No such file"),
     ],
@@ -105,8 +144,28 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(run, args, expected) -> None
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["ingest"], ["queue"], ["show"], ["db", "upgrade"]]
+    "command", [[], ["serve"], ["ingest"], ["queue"], ["replay"], ["show"], ["db", "upgrade"]]
 )
 def test_every_command_has_help(run, command: list[str]) -> None:  # type: ignore[no-untyped-def]
     result = run(*command, "--help")
     assert result.returncode == 0 and "usage: stax-import" in result.stdout
+
+
+def test_replay_draws_its_progress_on_a_terminal_only(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = []
+    for n in range(1, 8):
+        path = tmp_path / f"mail-{n}.eml"
+        path.write_bytes(message(n))
+        files.append(str(path))
+    assert run("ingest", *files).returncode == 0  # no worker runs: all stay received
+
+    piped = run("replay", "--status", "received", "--json")
+    assert piped.returncode == 0 and piped.stderr == ""
+    results = json.loads(piped.stdout)["imports"]
+    assert [(r["result"], r["next_status"]) for r in results] == [("skipped", None)] * 7
+
+    on_terminal = run("replay", "--status", "received", "--json", stderr_on_a_terminal=True)
+    assert on_terminal.returncode == 0
+    assert json.loads(on_terminal.stdout) == {"dry_run": False, "imports": results}
+    assert "\rreplay 1/7 [" in on_terminal.stderr and "\rreplay 7/7 [" in on_terminal.stderr
+    assert on_terminal.stderr.endswith("100 %\n")
