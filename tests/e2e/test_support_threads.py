@@ -15,6 +15,7 @@ import pytest
 
 from fixtures.make_documents import SPECS, render
 from store.accounts import add_account
+from support.console import ConsoleClient
 from support.importing import PDF, drain, mail_with, replies, send, statuses
 from support.service import InProcessService, settings_for
 
@@ -79,6 +80,16 @@ def test_an_answer_goes_to_support_in_the_thread_without_an_automatic_reply(
     thread = thread_json(service, "<answer@acme>")
     kinds = [(e["kind"], e["import_id"]) for e in thread["thread"]]  # type: ignore[index]
     assert kinds == [("inbound", 1), ("reply", 1), ("inbound", 2), ("support-forward", 2)]
+
+    # support reads the same conversation on the answer's page of the service's own console
+    page = ConsoleClient(service.console_port).get("/imports/2").text
+    thread_table = page[page.index('<table id="thread">') :]
+    thread_table = thread_table[: thread_table.index("</table>")]
+    rows = thread_table.split("<tr")[2:]  # after the header row
+    assert len(rows) == 4
+    assert '<a href="/imports/1">1</a>' in rows[0] and "finance@acme.example" in rows[0]
+    assert "support@stax.localhost" in rows[3]
+    assert sum('class="this"' in row for row in rows) == 2  # the answer's own entries
 
 
 def test_an_answer_with_a_new_invoice_imports_it_in_the_same_thread(
