@@ -32,7 +32,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -42,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -50,11 +49,12 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from common import load_average, machine, postgres_database
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only
 IMPORT_ADDRESS = "import@stax.localhost"
 SENDER_DOMAIN = "customer.example"
-PG_ADMIN = os.environ.get("STAX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_P50_S, TARGET_P95_S, TARGET_PER_MINUTE = 1.0, 3.0, 300.0
 ROWS = 40  # 23 rows on page 1, 17 and the totals on page 2
 REPLIES_PER_SENDER = 15  # under the 20 replies per sender and hour of RELIABILITY.md
@@ -240,20 +240,6 @@ def machine_busy() -> tuple[float, float]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
     return float(sum(values) - idle), float(sum(values))
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A database of a random name, dropped afterwards."""
-    import psycopg
-
-    name = f"stax_bench_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Reader:
@@ -685,27 +671,6 @@ def summarise_profile(path: Path) -> dict[str, Any]:
 
 
 # --- report
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "cpu": model,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "load_average": load_average(),  # at the start; other tenants' work shows here
-    }
-
-
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def verdicts(latency: list[Latency], backlog: list[Backlog]) -> dict[str, Any]:

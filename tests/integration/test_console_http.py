@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,8 +261,10 @@ def test_the_sla_time_left_turns_amber_then_red_as_it_runs_out(
 
 
 @pytest.mark.slow
-def test_ten_thousand_imports_render_quickly(services: Services, client: ConsoleClient) -> None:
-    started = time.perf_counter()
+def test_ten_thousand_imports_are_paged_fifty_at_a_time(
+    services: Services, client: ConsoleClient
+) -> None:
+    """Every filter pages; how fast is benchmarks/console.py's to say (docs/benchmarks.md)."""
     statuses_cycle = ["imported"] * 6 + ["duplicate", "rejected", "held", "quarantined", "received"]
     add_imports(
         services.db,
@@ -276,21 +277,11 @@ def test_ten_thousand_imports_render_quickly(services: Services, client: Console
             for i in range(10_000)
         ],
     )
-    filled = time.perf_counter() - started
-    timings = {}
-    for path in ("/", "/?status=held", "/?account=account-7", "/?age=3d", "/?before=200"):
-        client.get(path)  # warm: the first query of a kind plans and caches
-        started = time.perf_counter()
+    for path in ("/", "/?status=held", "/?account=account-7", "/?age=3d"):
         answer = client.get(path)
-        timings[path] = time.perf_counter() - started
-        assert (answer.status == 200 and len(ids_on(answer.text)) == 50) or path == "/?before=200"
-    started = time.perf_counter()
-    client.get("/metrics")
-    timings["/metrics"] = time.perf_counter() - started
-    backend = services.db.url.get_backend_name()
-    print(f"\n10,000 imports on {backend} (inserted in {filled:.2f} s), one page of 50 each:")
-    for path, seconds in timings.items():
-        print(f"  {path:<24} {seconds * 1000:7.1f} ms")
+        assert answer.status == 200 and len(ids_on(answer.text)) == 50, path
+    deep = client.get("/?before=200")
+    assert deep.status == 200 and ids_on(deep.text) == list(range(199, 149, -1))
 
 
 def test_an_import_page_shows_its_thread_when_the_console_has_a_thread_view(
