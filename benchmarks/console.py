@@ -42,7 +42,7 @@ PAGES = (
     "/?account=account-7",
     "/?age=3d",
     "/?before=200",  # a page deep in the queue
-    "/imports/5000",  # one import's page
+    "/imports/{middle}",  # one import's page, halfway down the queue
     "/metrics",
 )
 
@@ -108,14 +108,14 @@ def serve(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("serve did not start its console in time")
 
 
-def time_pages(port: int, rounds: int) -> dict[str, dict[str, float]]:
+def time_pages(port: int, rounds: int, imports: int) -> dict[str, dict[str, float]]:
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
     figures = {}
     for page in PAGES:
         times = []
         for n in range(rounds + 1):
             started = time.perf_counter()
-            connection.request("GET", page)
+            connection.request("GET", page.format(middle=max(imports // 2, 1)))
             answer = connection.getresponse()
             body = answer.read()
             elapsed = time.perf_counter() - started
@@ -140,7 +140,7 @@ def measure(backend: str, url: str, tmp: Path, args: argparse.Namespace) -> dict
     port = free_port()
     process = serve(url, data_dir, port)
     try:
-        pages = time_pages(port, args.rounds)
+        pages = time_pages(port, args.rounds, args.imports)
     finally:
         process.terminate()
         process.wait(60)
