@@ -140,7 +140,6 @@ def detail_text(d: dict[str, Any]) -> str:
         f"  account    {d['account'] or '-'}",
         f"  sla due    {d['sla_due']}",
         f"  attempts   {d['attempts']}",
-        "  history:",
     ]
     for a in d["attachments"]:
         lines.append(
@@ -157,6 +156,7 @@ def detail_text(d: dict[str, Any]) -> str:
             f"  reply      {r['status']} to {r['to'] or '-'}"
             + (f" ({r['note']})" if r["note"] else "")
         )
+    lines.append("  history:")
     for h in d["history"]:
         lines.append(
             f"    {h['at']}  {h['from'] or '-':>11} -> {h['to']:<11} {h['actor']}: {h['reason']}"

@@ -258,3 +258,20 @@ def test_show_tells_parts_documents_and_the_reply(service: InProcessService) -> 
     assert outcomes["logo.png"][0] == "skipped" and "image" in outcomes["logo.png"][1]
     assert [d["number"] for d in detail["documents"]] == [INVOICE.number]
     assert [(r["purpose"], r["status"]) for r in detail["replies"]] == [("reply", "sent")]
+
+    # the text form: parts, document and reply first, then the heading and the status history
+    text = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "show", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()
+    heading = text.index("  history:")
+    kinds = [line.split()[0] for line in text[1:heading] if line.startswith("  ")]
+    assert kinds[-4:] == ["part", "part", "document", "reply"]
+    assert [line.split()[3] for line in text[heading + 1 :]] == [
+        "received",
+        "processing",
+        "imported",
+    ]
